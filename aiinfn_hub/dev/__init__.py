@@ -1,0 +1,1 @@
+"""Local development platform: the Kubernetes API emulator and, later, the one-command dev stack."""
