@@ -78,7 +78,10 @@ class ApiError(Exception):
 
     @classmethod
     def invalid(cls, rt: ResourceType, name: str, causes: list[tuple[str, str]]) -> ApiError:
-        """422 Invalid; ``causes`` are ``(field, message)`` pairs like ``("spec.containers", "Required value")``."""
+        """422 Invalid; ``causes`` are ``(field, message)`` pairs.
+
+        E.g. ``("spec.containers", "Required value")``.
+        """
         text = ", ".join(f"{field}: {msg}" for field, msg in causes)
         details = _details(rt, name)
         details["causes"] = [
@@ -99,12 +102,21 @@ class ApiError(Exception):
         return cls(403, "Forbidden", message)
 
     @classmethod
-    def method_not_allowed(cls, message: str = "the server does not allow this method on the requested resource") -> ApiError:
+    def method_not_allowed(
+        cls, message: str = "the server does not allow this method on the requested resource"
+    ) -> ApiError:
         return cls(405, "MethodNotAllowed", message)
 
     @classmethod
     def unsupported_media_type(cls, content_type: str) -> ApiError:
-        return cls(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type!r})")
+        return cls(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml, application/strategic-merge-patch+json "
+            f"(got {content_type!r})",
+        )
 
 
 def _details(rt: ResourceType, name: str) -> dict[str, Any]:

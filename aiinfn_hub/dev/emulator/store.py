@@ -72,8 +72,8 @@ class Store:
     """All objects of the emulated cluster, the resourceVersion counter and the watch history."""
 
     def __init__(self, history_size: int = 20000) -> None:
-        self._objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = (
-            collections.defaultdict(dict)
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = collections.defaultdict(
+            dict
         )
         self._rv = 1
         self._history: collections.deque[WatchEvent] = collections.deque(maxlen=history_size)

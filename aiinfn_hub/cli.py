@@ -1,0 +1,133 @@
+"""The ``aiinfn-hub`` command: check a platform config, run the Kubernetes API emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+DEFAULT_EMULATOR_PORT = 8001
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiinfn-hub",
+        description="Tools of the aiinfn-hub JupyterHub extension bundle.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a platform configuration file",
+        description="Validate a platform configuration (YAML). Prints the errors, each with "
+        "the path of the bad key, and exits 1; or prints a short summary and exits 0.",
+    )
+    check.add_argument("file", help="the platform configuration YAML file")
+
+    emu = sub.add_parser(
+        "emulator",
+        help="serve the Kubernetes API emulator",
+        description="Serve an emulated Kubernetes cluster (REST API, scheduler, kubelet, Job "
+        "controller) on 127.0.0.1, and write a kubeconfig pointing at it. Stop with Ctrl-C.",
+    )
+    emu.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_EMULATOR_PORT,
+        help=f"TCP port to listen on (default {DEFAULT_EMULATOR_PORT}; 0 picks a free one)",
+    )
+    emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emu.add_argument(
+        "--cluster",
+        type=Path,
+        help="cluster file (YAML) describing the nodes, e.g. examples/cluster.yaml",
+    )
+    emu.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".state/emulator"),
+        help="folder for the kubeconfig, pod folders and logs (default .state/emulator)",
+    )
+    emu.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="where to write the kubeconfig (default STATE_DIR/kubeconfig)",
+    )
+    emu.add_argument(
+        "--run-processes",
+        action="store_true",
+        help="run every pod's container command as a local process (default: simulate)",
+    )
+    emu.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip OpenAPI schema validation of written objects (faster, less faithful)",
+    )
+    emu.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aiinfn-hub`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        from .config_check import check_config_command
+
+        return check_config_command(args.file)
+    if args.command == "emulator":
+        return _run_emulator(args)
+    raise AssertionError(args.command)  # argparse rejects unknown commands
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from .dev.emulator.cluster import ClusterSpec, load_cluster_file
+    from .dev.emulator.runtime import Emulator
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        cluster = load_cluster_file(args.cluster) if args.cluster else ClusterSpec()
+    except (OSError, ValueError) as exc:
+        print(f"aiinfn-hub emulator: {exc}", file=sys.stderr)
+        return 1
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    emulator = Emulator(
+        cluster,
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        run_processes=args.run_processes,
+        validate=not args.no_validate,
+    )
+
+    def ready() -> None:
+        path = emulator.write_kubeconfig(args.kubeconfig).resolve()
+        print(f"Kubernetes API emulator serving on {emulator.url}", flush=True)
+        print(f"  {len(cluster.nodes)} nodes from {args.cluster or '(no cluster file)'}")
+        print("Use it with kubectl (Ctrl-C stops the emulator):")
+        print(f"  export KUBECONFIG={path}")
+        print("  kubectl get nodes,pods -A", flush=True)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, emulator.shutdown)
+        await emulator.serve(ready=ready)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(
+            f"aiinfn-hub emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    print("Kubernetes API emulator stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Run the emulator: store + API server + controllers, on a dedicated thread or in the foreground.
+
+Tests run it in-process on port 0 on its own thread and event loop, so that a JupyterHub under
+test (whose shutdown cancels every task on *its* loop) cannot cancel the cluster it talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from .cluster import ClusterSpec, initial_objects
+from .controllers import ControllerOptions, Controllers
+from .faults import Faults
+from .kubeconfig import write_kubeconfig
+from .resources import RESOURCE_TYPES, by_kind
+from .server import make_app
+from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Emulator:
+    """A running emulated cluster.
+
+    ``start()`` runs it on a background thread (tests); ``serve()`` runs it on the caller's loop
+    (the CLI). ``call(fn)`` runs a function on the emulator's loop and returns its result, the
+    only safe way for other threads to touch ``store``, ``faults`` or ``controllers``.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterSpec | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        run_processes: bool = False,
+        validate: bool = True,
+        startup_delay: float = 0.0,
+    ) -> None:
+        self.cluster = cluster or ClusterSpec()
+        self.host = host
+        self.port = port
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="aiinfn-emulator-")
+            state_dir = self._tmp.name
+        self.state_dir = Path(state_dir)
+        self.store = Store()
+        self.faults = Faults()
+        self.controllers = Controllers(
+            self.store,
+            ControllerOptions(
+                state_dir=self.state_dir,
+                run_processes=run_processes,
+                startup_delay=startup_delay,
+            ),
+        )
+        self._validate = validate
+        self._server: HTTPServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def write_kubeconfig(self, path: str | Path | None = None, namespace: str = "default") -> Path:
+        """Write a kubeconfig for this emulator (default: ``<state_dir>/kubeconfig``)."""
+        return write_kubeconfig(path or self.state_dir / "kubeconfig", self.url, namespace)
+
+    # -- foreground ------------------------------------------------------------------------
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        """Start on the running loop and serve until ``shutdown()``."""
+        await self._startup()
+        if ready is not None:
+            ready()
+        assert self._stopped is not None
+        await self._stopped.wait()
+        await self._teardown()
+
+    async def _startup(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        app = make_app(self.store, self.faults, validate=self._validate)
+        sockets = bind_sockets(self.port, self.host)
+        self.port = sockets[0].getsockname()[1]
+        self._server = HTTPServer(app, idle_connection_timeout=3600)
+        self._server.add_sockets(sockets)
+        self.controllers.start()
+        await self._create_initial_objects()
+        log.info("Kubernetes API emulator listening on %s", self.url)
+
+    async def _create_initial_objects(self) -> None:
+        """Create the cluster file's objects through the API, so admission applies to them."""
+        client = AsyncHTTPClient()
+        for obj in initial_objects(self.cluster):
+            rt = by_kind(obj["kind"])
+            version = obj.get("apiVersion", rt.api_version()).split("/")[-1]
+            prefix = f"/apis/{rt.group}/{version}" if rt.group else f"/api/{version}"
+            ns = obj.get("metadata", {}).get("namespace") or "default"
+            scope = f"/namespaces/{ns}" if rt.namespaced else ""
+            collection = f"{self.url}{prefix}{scope}/{rt.plural}"
+            created = await _send(client, "POST", collection, obj)
+            if obj.get("status") and rt.subresources and "status" in rt.subresources:
+                name = created["metadata"]["name"]
+                status_obj = {**created, "status": obj["status"]}
+                await _send(client, "PUT", f"{collection}/{name}/status", status_obj)
+
+    def shutdown(self) -> None:
+        """Ask a serving emulator to stop (thread-safe)."""
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    async def _teardown(self) -> None:
+        self.store.close_watchers()
+        await self.controllers.stop()
+        if self._server is not None:
+            self._server.stop()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+
+    # -- background thread -----------------------------------------------------------------
+    def start(self, timeout: float = 30) -> Emulator:
+        """Run on a new thread with its own loop; return once it accepts requests."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.serve(ready=started.set))
+            except BaseException as exc:  # report start-up failures to the caller
+                failure.append(exc)
+                started.set()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="k8s-emulator", daemon=True)
+        self._thread.start()
+        if not started.wait(timeout):
+            raise TimeoutError(f"the Kubernetes emulator did not start within {timeout} s")
+        if failure:
+            raise RuntimeError("the Kubernetes emulator failed to start") from failure[0]
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop the background emulator: close watches, end local processes, free the port."""
+        self.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, fn: Callable[[], T], timeout: float = 30) -> T:
+        """Run ``fn()`` on the emulator's loop and return its result (from any thread)."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def run(self, coro_fn: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        """Run a coroutine function on the emulator's loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+
+        async def wrapper() -> T:
+            return await coro_fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """A snapshot of the stored objects of one kind (thread-safe, for tests)."""
+        rt = by_kind(kind)
+        return self.call(lambda: json.loads(json.dumps(self.store.list(rt, namespace))))
+
+
+async def _send(client: AsyncHTTPClient, method: str, url: str, body: dict[str, Any]) -> Any:
+    request = HTTPRequest(
+        url,
+        method=method,
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        response = await client.fetch(request)
+    except HTTPClientError as exc:
+        detail = exc.response.body.decode() if exc.response is not None else str(exc)
+        raise RuntimeError(f"{method} {url} failed: {detail}") from exc
+    return json.loads(response.body)
+
+
+def served_kinds() -> Iterator[str]:
+    """The kinds the emulator serves (for ``--help`` texts and docs)."""
+    return (rt.kind for rt in RESOURCE_TYPES)
