@@ -69,11 +69,13 @@ def _request(method: str, url: str, token: str, body: Any = None) -> tuple[int, 
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=30) as resp:
             text = resp.read().decode()
             return resp.status, json.loads(text) if text else None
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:  # not listening yet
+        return 0, str(exc)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> Any:
@@ -134,7 +136,7 @@ def test_real_hub_spawns_singleuser_through_emulator(
             _, model = _request("GET", f"{api}/users/alice", token)
             return bool(model["servers"].get("", {}).get("ready"))
 
-        _wait(ready, 90, "alice's server to be ready")
+        _wait(ready, 40, "alice's server to be ready")
         pod = process_emulator.objects("Pod", "default")[0]
         assert pod["metadata"]["name"] == "jupyter-alice"
         # the single-user server answers through the proxy
@@ -149,6 +151,9 @@ def test_real_hub_spawns_singleuser_through_emulator(
         _wait(lambda: not process_emulator.objects("Pod", "default"), 60, "the pod to go")
     except BaseException:
         sys.stderr.write(log_path.read_text(errors="replace")[-6000:])
+        for key, source in process_emulator.call(lambda: dict(process_emulator.store.logs)).items():
+            text = source.read_text(errors="replace") if isinstance(source, Path) else source
+            sys.stderr.write(f"--- log of {key}:\n{text[-4000:]}\n")
         raise
     finally:
         os.killpg(hub.pid, signal.SIGTERM)

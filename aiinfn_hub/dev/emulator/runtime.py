@@ -21,12 +21,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from .api.app import make_app
+from .api.faults import Faults
 from .cluster import ClusterSpec, initial_objects
-from .controllers import ControllerOptions, Controllers
-from .faults import Faults
+from .control import ControllerOptions, Controllers
 from .kubeconfig import write_kubeconfig
 from .resources import RESOURCE_TYPES, by_kind
-from .server import make_app
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -57,6 +57,8 @@ class Watcher:
     namespace: str | None
     queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
     closed: bool = False
+    # set by fault injection: how the stream should end ("gone", "error" or "close")
+    break_mode: str = "close"
 
     def close(self) -> None:
         """Wake the reader with ``None`` so it ends the stream."""
@@ -116,8 +118,9 @@ class Store:
     def create(self, rt: ResourceType, obj: JSON) -> JSON:
         """Store a new object; fills uid, creationTimestamp, resourceVersion, generation.
 
-        ``obj`` becomes owned by the store. A missing ``metadata.name`` is made from
-        ``metadata.generateName`` like the real API server does.
+        ``obj`` becomes owned by the store; a uid already in it is kept (the API layer clears
+        clients' uids and may assign one first, as Jobs need theirs for defaulting). A missing
+        ``metadata.name`` is made from ``metadata.generateName`` like the real API server does.
         """
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -128,7 +131,7 @@ class Store:
             meta.pop("namespace", None)
         if (ns, name) in self._objects[rt.key]:
             raise ApiError.already_exists(rt, name)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)

@@ -1,0 +1,1 @@
+"""The emulator's HTTP side: routing, REST handlers, selectors, patches, admission, validation."""
