@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -59,3 +63,64 @@ async def kube_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Async
         await client.api_client.close()
     clients._client_cache.clear()
     clients.load_config.cache_clear()
+
+
+class RawClient:
+    """Plain HTTP to the emulator, to check the exact JSON and status codes it answers."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read().decode()
+                status, hdrs = resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            text, status, hdrs = exc.read().decode(), exc.code, dict(exc.headers)
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = text
+        return status, parsed, hdrs
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: object, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        return self.request("POST", path, body, **kw)
+
+    def watch_lines(self, path: str, timeout: float = 10) -> list[dict[str, Any]]:
+        """Read a watch stream to its end (use ``timeoutSeconds`` in ``path``)."""
+        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
+            return [json.loads(line) for line in resp.read().decode().splitlines() if line]
+
+
+@pytest.fixture
+def raw(emulator: Emulator) -> RawClient:
+    return RawClient(emulator.url)
+
+
+def wait_until(predicate: Any, timeout: float = 10, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (tests wait on conditions)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)

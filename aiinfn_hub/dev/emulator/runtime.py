@@ -51,6 +51,7 @@ class Emulator:
         run_processes: bool = False,
         validate: bool = True,
         startup_delay: float = 0.0,
+        history_size: int = 20000,
     ) -> None:
         self.cluster = cluster or ClusterSpec()
         self.host = host
@@ -60,7 +61,7 @@ class Emulator:
             self._tmp = tempfile.TemporaryDirectory(prefix="aiinfn-emulator-")
             state_dir = self._tmp.name
         self.state_dir = Path(state_dir)
-        self.store = Store()
+        self.store = Store(history_size=history_size)
         self.faults = Faults()
         self.controllers = Controllers(
             self.store,

@@ -404,7 +404,8 @@ class ResourceHandler(EmulatorHandler):
             return obj is not None and labels_match(labels, obj) and fields(obj)
 
         rv_text = self.query("resourceVersion") or ""
-        timeout = float(self.query("timeoutSeconds") or 1800)
+        # 0 or unset: the server's own limit (real servers pick 30-60 minutes)
+        timeout = float(self.query("timeoutSeconds") or 0) or 1800.0
         bookmarks = parse_bool(self.query("allowWatchBookmarks"), "allowWatchBookmarks")
         initial = parse_bool(self.query("sendInitialEvents"), "sendInitialEvents")
         self.set_header("Content-Type", "application/json")

@@ -51,6 +51,8 @@ class GarbageCollector:
                 if owner in self._live:
                     self._later(self._finish_foreground(owner))
             return
+        if event.old is not None:
+            self._unindex(event.rt, event.old)
         self._index(event.rt, event.obj)
         if "deletionTimestamp" in meta and FOREGROUND in (meta.get("finalizers") or []):
             self._later(self._foreground(event.rt, event.obj))
