@@ -33,5 +33,6 @@ def parse_quantity(value: str | int | float) -> Fraction:
         return number * _BINARY[suffix]
     if suffix[:1] in ("e", "E"):
         exponent = int(suffix[1:])
-        return number * 10**exponent if exponent >= 0 else number / 10**-exponent
+        scale = Fraction(10) ** exponent
+        return number * scale
     return number * _DECIMAL[suffix]
