@@ -78,3 +78,46 @@ def _orm_user(app: Any, name: str) -> Any:
     app.db.add(orm_user)
     app.db.commit()
     return orm_user
+
+
+async def test_services_pvcs_and_garbage_collection(
+    hub_app: Any, kube_env: Path, emulator: Emulator
+) -> None:
+    """With services and a PVC on, kubespawner's DELETE/GET/POST dance and GC both work."""
+    config = _hub_config()
+    config["KubeSpawner"].update(
+        {
+            "services_enabled": True,
+            "storage_pvc_ensure": True,
+            "storage_capacity": "1Gi",
+            "pod_connect_ip": "{pod_name}-ip.invalid",
+        }
+    )
+    app = await hub_app(config=config)
+    user = app.users.add(_orm_user(app, "bob"))
+    spawner = user.spawners[""]
+    await spawner.start()
+    services = emulator.objects("Service", NAMESPACE)
+    assert [s["metadata"]["name"] for s in services] == ["jupyter-bob"]
+    owner = services[0]["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "Pod" and owner["name"] == "jupyter-bob"
+    pvcs = emulator.objects("PersistentVolumeClaim", NAMESPACE)
+    assert [p["metadata"]["name"] for p in pvcs] == ["claim-bob"]
+    await spawner.stop()
+    await _wait_for(lambda: not emulator.objects("Service", NAMESPACE))  # collected with the pod
+    assert emulator.objects("PersistentVolumeClaim", NAMESPACE)  # the user's data stays
+
+
+async def test_reflector_survives_a_broken_watch(
+    hub_app: Any, kube_env: Path, emulator: Emulator
+) -> None:
+    """A 410 in the middle of a watch makes the reflector relist; it still sees changes."""
+    app = await hub_app(config=_hub_config())
+    user = app.users.add(_orm_user(app, "carol"))
+    spawner = user.spawners[""]
+    await spawner.start()
+    emulator.call(lambda: emulator.faults.break_watches("pods", "gone"))
+    emulator.call(lambda: emulator.faults.fail_next("list", "pods", count=1, code=500))
+    await spawner.stop()
+    await _wait_for(lambda: spawner.pod_reflector.pods.get(f"{NAMESPACE}/jupyter-carol") is None)
+    assert await spawner.poll() == 1
