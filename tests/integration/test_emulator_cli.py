@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -65,8 +66,24 @@ def emulator_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         assert "stopped" in out
 
 
+def _client_minor() -> int:
+    """kubectl's minor version; Debian 12's kubernetes-client is 1.20."""
+    assert KUBECTL is not None
+    out = subprocess.run(
+        [KUBECTL, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30
+    ).stdout
+    try:
+        return int(json.loads(out)["clientVersion"]["minor"].rstrip("+"))
+    except (ValueError, KeyError):
+        return 0
+
+
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     assert KUBECTL is not None
+    if args[:1] == ("apply",) and _client_minor() < 26:
+        # before 1.26 kubectl validates client-side from /openapi/v2 (protobuf), which the
+        # emulator does not serve; newer ones use its OpenAPI v3 index and server validation
+        args = (*args, "--validate=false")
     result = subprocess.run(
         [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
         input=stdin,
