@@ -18,7 +18,7 @@ from aiinfn_hub.dev.emulator.control.scheduling import (
     pod_requests,
     tolerates,
 )
-from aiinfn_hub.dev.emulator.quantity import parse_quantity
+from aiinfn_hub.kube.quantity import parse_quantity
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 NS = "/api/v1/namespaces/default"

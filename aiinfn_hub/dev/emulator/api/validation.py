@@ -167,7 +167,7 @@ def _label_causes(key: str, value: str) -> list[tuple[str, str]]:
 
 
 def _pod_spec_causes(spec: JSON, base: str, policies: tuple[str, ...]) -> list[tuple[str, str]]:
-    from ..quantity import parse_quantity
+    from ....kube.quantity import parse_quantity
 
     causes: list[tuple[str, str]] = []
     containers = spec.get("containers") or []

@@ -6,7 +6,7 @@ import base64
 import re
 from typing import Any
 
-from ..quantity import parse_quantity
+from ....kube.quantity import parse_quantity
 from ..resources import CONFIGMAPS, SECRETS
 from ..store import Store
 

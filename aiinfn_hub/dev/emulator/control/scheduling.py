@@ -1,8 +1,7 @@
 """Pure scheduling rules, as kube-scheduler's filter and score plugins apply them.
 
-Resource math: a pod's effective request is, per resource, the larger of the sum over its app
-containers and the largest init container, plus ``overhead``; extended resources (GPUs, MIG
-slices, FPGAs) are requested through limits, which admission copies into requests.
+Resource math (a pod's effective request) lives in ``aiinfn_hub.kube.pod_resources``, shared
+with the hub's accelerator inventory so both count the same way.
 """
 
 from __future__ import annotations
@@ -11,39 +10,15 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any
 
-from ..quantity import parse_quantity
+from ....kube.pod_resources import Resources, container_requests, pod_requests
+from ....kube.quantity import parse_quantity
 
 JSON = dict[str, Any]
-Resources = dict[str, Fraction]
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 MATCH_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
 UNSCHEDULABLE = "node(s) were unschedulable"
 NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
 TOO_MANY_PODS = "Too many pods"
-
-
-def container_requests(container: JSON) -> Resources:
-    resources = container.get("resources") or {}
-    out: Resources = {}
-    for source in (resources.get("limits") or {}, resources.get("requests") or {}):
-        for name, value in source.items():
-            out[name] = parse_quantity(value)
-    return out
-
-
-def pod_requests(spec: JSON) -> Resources:
-    """The pod's effective requests, ``pods: 1`` included."""
-    total: Resources = {}
-    for container in spec.get("containers") or []:
-        for name, value in container_requests(container).items():
-            total[name] = total.get(name, Fraction(0)) + value
-    for container in spec.get("initContainers") or []:
-        for name, value in container_requests(container).items():
-            total[name] = max(total.get(name, Fraction(0)), value)
-    for name, value in (spec.get("overhead") or {}).items():
-        total[name] = total.get(name, Fraction(0)) + parse_quantity(value)
-    total["pods"] = Fraction(1)
-    return total
 
 
 def allocatable(node: JSON) -> Resources:
@@ -186,3 +161,6 @@ def failure_message(total_nodes: int, reasons: Counter[str], preemption: str) ->
     """``0/4 nodes are available: 1 Insufficient nvidia.com/gpu, 3 node(s) ...``."""
     parts = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     return f"0/{total_nodes} nodes are available: {parts}. preemption: {preemption}"
+
+
+__all__ = ["Resources", "container_requests", "pod_requests"]

@@ -1,0 +1,1 @@
+"""Thin Kubernetes layer: quantities, pod resource arithmetic, informers over kubernetes_asyncio."""
