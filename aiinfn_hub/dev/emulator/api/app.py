@@ -125,6 +125,11 @@ class EmulatorHandler(tornado.web.RequestHandler):
     def on_connection_close(self) -> None:
         self._closed = True
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # API errors are answers, not crashes: tornado's access log has them already
+        if not isinstance(value, ApiError):
+            super().log_exception(typ, value, tb)
+
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")

@@ -1,0 +1,159 @@
+"""Accelerator availability: total and free units of each catalogue model, per server.
+
+Pure counting over node and pod objects (plain JSON dicts, as an informer cache holds them), so
+it is tested directly and costs no API call. What counts:
+
+- a server carries a model when its labels match the model's ``nodeSelector`` and its
+  allocatable has the model's extended resource; MIG slices and FPGAs are models like GPUs;
+- units are taken by pods bound to the server that hold resources (not Succeeded, Failed or
+  terminating), in every namespace (batch jobs hold GPUs too), counted as Kubernetes does;
+- the notebook form leaves out cordoned nodes and virtual nodes (interLink), and shows a node
+  reserved for a project (a taint or label ``<reserved key>=<project>``) only to its members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .config import Accelerator, PlatformConfig
+from .kube.pod_resources import Resources, holds_resources, pod_requests
+from .kube.quantity import parse_quantity
+
+JSON = dict[str, Any]
+# interLink's virtual kubelet labels its nodes type=virtual-kubelet and taints them
+VIRTUAL_NODE_LABEL = ("type", "virtual-kubelet")
+VIRTUAL_NODE_TAINT = "virtual-node.interlink/no-schedule"
+DEFAULT_RESERVED_KEY = "reserved"
+
+
+@dataclass(frozen=True)
+class ServerAvailability:
+    """Units of one model on one server."""
+
+    node: str
+    total: int
+    free: int
+
+
+@dataclass(frozen=True)
+class ModelAvailability:
+    """Units of one catalogue model across the servers a user may use."""
+
+    name: str
+    description: str
+    kind: str
+    memory_gib: float
+    total: int
+    free: int
+    servers: tuple[ServerAvailability, ...]
+
+    def to_json(self) -> JSON:
+        """The shape served at ``/hub/api/aiinfn/accelerators``."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "memoryGiB": self.memory_gib,
+            "total": self.total,
+            "free": self.free,
+            "servers": [{"node": s.node, "total": s.total, "free": s.free} for s in self.servers],
+        }
+
+
+def is_virtual(node: JSON) -> bool:
+    """A virtual kubelet (interLink) node: jobs may be offloaded there, notebooks never."""
+    labels = node.get("metadata", {}).get("labels") or {}
+    if labels.get(VIRTUAL_NODE_LABEL[0]) == VIRTUAL_NODE_LABEL[1]:
+        return True
+    taints = node.get("spec", {}).get("taints") or []
+    return any(t.get("key") == VIRTUAL_NODE_TAINT for t in taints)
+
+
+def reserved_for(node: JSON, reserved_key: str = DEFAULT_RESERVED_KEY) -> str | None:
+    """The project a node is reserved for (taint first, then label), or None."""
+    for taint in node.get("spec", {}).get("taints") or []:
+        if taint.get("key") == reserved_key:
+            return str(taint.get("value", ""))
+    labels = node.get("metadata", {}).get("labels") or {}
+    value = labels.get(reserved_key)
+    return str(value) if value is not None else None
+
+
+def offered_to_notebooks(
+    node: JSON, projects: set[str] | None, reserved_key: str = DEFAULT_RESERVED_KEY
+) -> bool:
+    """Whether the spawn form may offer this node (``projects=None``: an admin's view)."""
+    if node.get("spec", {}).get("unschedulable") or is_virtual(node):
+        return False
+    project = reserved_for(node, reserved_key)
+    return project is None or projects is None or project in projects
+
+
+def usage_by_node(pods: Iterable[JSON]) -> dict[str, Resources]:
+    """Requests held on each node by pods that hold resources, across all namespaces."""
+    used: dict[str, Resources] = {}
+    for pod in pods:
+        if not holds_resources(pod):
+            continue
+        node = used.setdefault(pod["spec"]["nodeName"], {})
+        for name, value in pod_requests(pod.get("spec", {})).items():
+            node[name] = node.get(name, Fraction(0)) + value
+    return used
+
+
+def _carries(node: JSON, model: Accelerator) -> int:
+    labels = node.get("metadata", {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in model.node_selector.items()):
+        return 0
+    allocatable = node.get("status", {}).get("allocatable") or {}
+    if model.resource not in allocatable:
+        return 0
+    try:
+        return int(parse_quantity(allocatable[model.resource]))
+    except ValueError:
+        return 0
+
+
+def accelerator_availability(
+    config: PlatformConfig,
+    nodes: Iterable[JSON],
+    used: dict[str, Resources],
+    *,
+    projects: set[str] | None = None,
+    reserved_key: str = DEFAULT_RESERVED_KEY,
+) -> list[ModelAvailability]:
+    """Free/total units of every catalogue model on the nodes ``projects`` may use.
+
+    ``used`` comes from :func:`usage_by_node`; it is passed in so a cache can compute it once
+    per change of the pod set instead of once per request.
+    """
+    visible = sorted(
+        (n for n in nodes if offered_to_notebooks(n, projects, reserved_key)),
+        key=lambda n: str(n["metadata"]["name"]),
+    )
+    models = sorted(config.accelerators, key=lambda a: (-a.preference_weight, a.name))
+    out: list[ModelAvailability] = []
+    for model in models:
+        servers = []
+        for node in visible:
+            total = _carries(node, model)
+            if total <= 0:
+                continue
+            name = node["metadata"]["name"]
+            taken = used.get(name, {}).get(model.resource, Fraction(0))
+            servers.append(ServerAvailability(name, total, max(total - int(taken), 0)))
+        out.append(
+            ModelAvailability(
+                name=model.name,
+                description=model.description,
+                kind=model.kind,
+                memory_gib=model.memory_gib,
+                total=sum(s.total for s in servers),
+                free=sum(s.free for s in servers),
+                servers=tuple(servers),
+            )
+        )
+    return out

@@ -1,0 +1,169 @@
+"""Informers: an in-memory copy of a resource kept current by list + watch.
+
+Like kubespawner's reflectors, they read raw JSON (no typed models, which are slow for thousands
+of pods), relist when the server answers 410 Gone, restart the watch when it times out, and
+back off on errors while keeping the last good cache. ``version`` increases on every change so
+readers can cache what they derive from the contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kubernetes_asyncio import client
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+Lister = Callable[..., Awaitable[Any]]
+WATCH_TIMEOUT_SECONDS = 300
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class ResourceExpired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): relist."""
+
+
+def _key(obj: JSON) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _checked(response: Any) -> Any:
+    """Raw responses carry no status check: turn an error answer into ``ApiException``."""
+    if not 200 <= response.status <= 299:
+        response.release()
+        if response.status == 410:
+            raise ResourceExpired("resource version too old")
+        raise client.ApiException(status=response.status, reason=response.reason)
+    return response
+
+
+class Informer:
+    """Cache of one resource (all namespaces), from ``lister`` such as ``CoreV1Api.list_node``."""
+
+    def __init__(self, name: str, lister: Lister, *, label_selector: str = "") -> None:
+        self.name = name
+        self._lister = lister
+        self._label_selector = label_selector
+        self.cache: dict[str, JSON] = {}
+        self.version = 0
+        self.resource_version = ""
+        self.ready = asyncio.Event()
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def objects(self) -> list[JSON]:
+        return list(self.cache.values())
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._list()
+                backoff = 0.1
+                while True:
+                    await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except ResourceExpired:
+                log.info("%s: watch expired (410), relisting", self.name)
+                continue
+            except client.ApiException as exc:
+                if exc.status == 410:
+                    log.info("%s: resource version expired (410), relisting", self.name)
+                    continue
+                self.failures += 1
+                log.warning(
+                    "%s: list/watch failed with HTTP %s (%s), retrying in %.1f s",
+                    self.name,
+                    exc.status,
+                    exc.reason,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception as exc:  # keep the last good cache and retry
+                self.failures += 1
+                log.warning(
+                    "%s: list/watch failed (%s), retrying in %.1f s", self.name, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _list(self) -> None:
+        response = await self._lister(label_selector=self._label_selector, _preload_content=False)
+        body = json.loads(await _checked(response).read())
+        self.cache = {_key(item): item for item in body.get("items") or []}
+        self.resource_version = body.get("metadata", {}).get("resourceVersion", "")
+        self.version += 1
+        self.ready.set()
+
+    async def _watch(self) -> None:
+        response = await self._lister(
+            label_selector=self._label_selector,
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_TIMEOUT_SECONDS,
+            _preload_content=False,
+            _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
+        )
+        async with _checked(response):
+            async for line in response.content:
+                if line.strip():
+                    self._apply(json.loads(line))
+
+    def _apply(self, event: JSON) -> None:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise ResourceExpired(obj.get("message", ""))
+            raise RuntimeError(f"watch error: {obj.get('message', obj)}")
+        rv = obj.get("metadata", {}).get("resourceVersion")
+        if rv:
+            self.resource_version = rv
+        if kind == "BOOKMARK":
+            return
+        if kind == "DELETED":
+            self.cache.pop(_key(obj), None)
+        elif kind in ("ADDED", "MODIFIED"):
+            self.cache[_key(obj)] = obj
+        self.version += 1
+
+
+class ClusterView:
+    """Nodes and pods of the whole cluster, shared by every spawner of one hub process."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        core = client.CoreV1Api(api_client)
+        self.nodes = Informer("nodes", core.list_node)
+        self.pods = Informer("pods", core.list_pod_for_all_namespaces)
+
+    def start(self) -> None:
+        self.nodes.start()
+        self.pods.start()
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(self.nodes.ready.wait(), self.pods.ready.wait()), timeout
+        )
+
+    async def stop(self) -> None:
+        await self.nodes.stop()
+        await self.pods.stop()
