@@ -18,8 +18,8 @@ from aiinfn_hub.dev.emulator.control.scheduling import (
     pod_requests,
     tolerates,
 )
-from aiinfn_hub.kube.quantity import parse_quantity
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.kube.quantity import parse_quantity
 
 NS = "/api/v1/namespaces/default"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
