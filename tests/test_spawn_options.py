@@ -1,0 +1,274 @@
+"""Spawn options: policy matrix, validation of every field, and the pod settings they give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiinfn_hub.config import PlatformConfig, load_platform_config
+from aiinfn_hub.inventory import ModelAvailability, ServerAvailability
+from aiinfn_hub.spawner import policy
+from aiinfn_hub.spawner.options import (
+    FIELDS,
+    OptionsError,
+    ServerChoice,
+    form_to_options,
+    validate_options,
+)
+from aiinfn_hub.spawner.pod_settings import RESTRICTED_CONTAINER_SECURITY, pod_settings
+from aiinfn_hub.spawner.policy import UserContext
+
+CONFIG = load_platform_config(Path(__file__).resolve().parent.parent / "examples" / "platform.yaml")
+NOBODY = UserContext("nobody", frozenset())
+ML = UserContext("ada", frozenset({"ml-infn"}))
+CMS = UserContext("carl", frozenset({"cms", "unrelated-group"}))
+QML = UserContext("quinn", frozenset({"qml", "cms"}))
+
+
+def _availability(free: int = 1) -> list[ModelAvailability]:
+    """Every catalogue model on two servers, ``free`` units free on server-b."""
+    return [
+        ModelAvailability(
+            a.name,
+            a.description,
+            a.kind,
+            a.memory_gib,
+            4,
+            free,
+            (ServerAvailability("server-a", 2, 0), ServerAvailability("server-b", 2, free)),
+        )
+        for a in CONFIG.accelerators
+    ]
+
+
+def _error(options: dict[str, Any], user: UserContext = ML, free: int = 2) -> str:
+    with pytest.raises(OptionsError) as exc:
+        validate_options(options, CONFIG, user, _availability(free))
+    return str(exc.value)
+
+
+# -- policy ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("user", "images", "max_cpu", "max_memory", "accelerators"),
+    [
+        (NOBODY, ["base", "cuda-ml"], 2, "8Gi", []),
+        (ML, ["base", "cuda-ml"], 16, "64Gi", [a.name for a in CONFIG.accelerators]),
+        (CMS, ["base", "cuda-ml"], 8, "32Gi", ["a100-1g-10gb", "a30", "rtx5000", "t4"]),
+        (
+            QML,
+            ["base", "cuda-ml", "qml"],
+            16,
+            "64Gi",
+            ["a100", "a100-3g-40gb", "a100-1g-10gb", "a30", "rtx5000", "t4"],
+        ),
+    ],
+)
+def test_policy_matrix(
+    user: UserContext, images: list[str], max_cpu: float, max_memory: str, accelerators: list[str]
+) -> None:
+    assert [i.name for i in policy.allowed_images(CONFIG, user)] == images
+    assert max(policy.allowed_cpus(CONFIG, user)) == max_cpu
+    assert policy.allowed_memory(CONFIG, user)[-1] == max_memory
+    assert sorted(a.name for a in policy.allowed_accelerators(CONFIG, user)) == sorted(accelerators)
+
+
+def test_units_per_server_are_capped_by_model_and_project() -> None:
+    t4 = CONFIG.accelerator("t4")
+    a100 = CONFIG.accelerator("a100")
+    assert t4 is not None and a100 is not None
+    assert policy.max_units(CONFIG, ML, t4) == 2  # model allows 4, ml-infn maxGpus 2
+    assert policy.max_units(CONFIG, CMS, t4) == 1
+    assert policy.max_units(CONFIG, CMS, a100) == 0  # not in cms's list
+    assert policy.max_units(CONFIG, NOBODY, t4) == 0
+
+
+# -- validation ------------------------------------------------------------------------------
+def test_defaults_fill_missing_fields() -> None:
+    choice = validate_options({}, CONFIG, ML, _availability())
+    assert (choice.image.name, choice.cpu, choice.memory, choice.accelerator) == (
+        "base",
+        2,
+        "8Gi",
+        None,
+    )
+    assert choice.to_user_options()["accelerator"] == "none"
+
+
+def test_a_full_valid_choice() -> None:
+    options = {
+        "image": "cuda-ml",
+        "cpu": "8",
+        "memory": "32Gi",
+        "accelerator": "t4",
+        "count": "2",
+        "server": "server-b",
+    }
+    choice = validate_options(options, CONFIG, ML, _availability(free=2))
+    assert choice.accelerator is not None and choice.accelerator.name == "t4"
+    assert (choice.count, choice.server, choice.cpu) == (2, "server-b", 8.0)
+
+
+@pytest.mark.parametrize(
+    ("options", "user", "message"),
+    [
+        (
+            {"image": "evil/image:latest"},
+            ML,
+            "image 'evil/image:latest' is not available to you; choose one of: base, cuda-ml",
+        ),
+        ({"image": "qml"}, CMS, "image 'qml' is not available to you"),
+        ({"cpu": "3"}, ML, "cpu 3 is not allowed; choose one of: 1, 2, 4, 8, 16"),
+        ({"cpu": "16"}, CMS, "cpu 16 is not allowed; choose one of: 1, 2, 4, 8"),
+        ({"cpu": "lots"}, ML, "cpu must be a number (got 'lots')"),
+        ({"cpu": True}, ML, "cpu must be a number (got a boolean)"),
+        ({"memory": "1Ti"}, ML, "memory '1Ti' is not allowed"),
+        ({"memory": 8}, ML, "memory must be a string (got int)"),
+        ({"accelerator": "h100"}, ML, "accelerator 'h100' is not available to you"),
+        ({"accelerator": "a100", "image": "cuda-ml"}, CMS, "accelerator 'a100' is not available"),
+        (
+            {"accelerator": "t4"},
+            NOBODY,
+            "accelerator 't4' is not available to you; choose one of: none",
+        ),
+        (
+            {"accelerator": "t4", "image": "cuda-ml", "count": "3"},
+            ML,
+            "count must be between 1 and 2 for t4",
+        ),
+        ({"accelerator": "t4", "image": "cuda-ml", "count": "0"}, ML, "count must be between"),
+        ({"accelerator": "t4", "image": "cuda-ml", "count": "1.5"}, ML, "whole number"),
+        (
+            {"accelerator": "t4", "image": "cuda-ml", "server": "server-z"},
+            ML,
+            "server 'server-z' does not offer t4 to you; choose one of: server-a, server-b",
+        ),
+        (
+            {"accelerator": "t4", "image": "cuda-ml", "server": "server-a"},
+            ML,
+            "server server-a has 0 t4 free",
+        ),
+        ({"accelerator": "t4", "image": "base"}, ML, "image 'base' has no CUDA"),
+        ({"server": "server-a"}, ML, "a server can only be pinned together with an accelerator"),
+        ({"count": "2"}, ML, "count needs an accelerator"),
+        ({"gpus": "8"}, ML, "unknown option(s) 'gpus'; allowed: image, cpu, memory"),
+    ],
+)
+def test_bad_options_say_what_is_allowed(
+    options: dict[str, Any], user: UserContext, message: str
+) -> None:
+    assert message in _error(options, user)
+
+
+def test_nothing_free_is_refused() -> None:
+    message = _error({"accelerator": "t4", "image": "cuda-ml", "count": "2"}, ML, free=1)
+    assert message == (
+        "no server has 2 t4 free right now (at most 1 on one server); ask for "
+        "fewer or try again later"
+    )
+
+
+def test_fpgas_need_no_cuda_image() -> None:
+    choice = validate_options(
+        {"accelerator": "u250"}, CONFIG, UserContext("f", frozenset({"fpga-lab"})), _availability()
+    )
+    assert choice.accelerator is not None and choice.accelerator.kind == "fpga"
+
+
+def test_form_posts_send_each_field_once() -> None:
+    assert form_to_options({"cpu": ["2"], "image": ["base"]}) == {"cpu": "2", "image": "base"}
+    with pytest.raises(OptionsError, match="sent 2 times"):
+        form_to_options({"cpu": ["2", "16"]})
+
+
+_values = st.one_of(
+    st.none(),
+    st.text(max_size=12),
+    st.integers(-5, 100),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.lists(st.text(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*FIELDS, "gpus", "__proto__"]), _values, max_size=7),
+    st.sampled_from([NOBODY, ML, CMS, QML]),
+)
+def test_tampered_posts_either_validate_within_the_allow_lists_or_are_refused(
+    options: dict[str, Any], user: UserContext
+) -> None:
+    try:
+        choice = validate_options(options, CONFIG, user, _availability(free=2))
+    except OptionsError as exc:
+        assert str(exc)  # a message for the user, never another exception
+        return
+    assert choice.image in policy.allowed_images(CONFIG, user)
+    assert choice.cpu in policy.allowed_cpus(CONFIG, user)
+    assert choice.memory in policy.allowed_memory(CONFIG, user)
+    if choice.accelerator is not None:
+        assert choice.accelerator in policy.allowed_accelerators(CONFIG, user)
+        assert 1 <= choice.count <= policy.max_units(CONFIG, user, choice.accelerator)
+
+
+# -- pod settings ----------------------------------------------------------------------------
+def _config_with_toleration() -> PlatformConfig:
+    data = CONFIG.model_dump(by_alias=True, exclude_none=True)
+    data["accelerators"][0]["tolerations"] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    return PlatformConfig.model_validate(data)
+
+
+def test_pod_settings_for_a_gpu_server() -> None:
+    config = _config_with_toleration()
+    choice = validate_options(
+        {
+            "image": "cuda-ml",
+            "cpu": 4,
+            "memory": "16Gi",
+            "accelerator": "a100",
+            "count": 2,
+            "server": "server-b",
+        },
+        config,
+        ML,
+        _availability(free=2),
+    )
+    s = pod_settings(choice, config, ML, priority_class="notebook")
+    assert s["image"] == "harbor.cloud.infn.it/ai-infn/cuda-ml:2026.11"
+    assert (s["cpu_limit"], s["cpu_guarantee"]) == (4, 2)  # guaranteeFraction 0.5
+    assert (s["mem_limit"], s["mem_guarantee"]) == (16 * 2**30, 8 * 2**30)
+    assert s["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
+    assert s["node_affinity_required"] == [
+        {
+            "matchExpressions": [
+                {
+                    "key": "nvidia.com/gpu.product",
+                    "operator": "In",
+                    "values": ["NVIDIA-A100-SXM4-80GB"],
+                },
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["server-b"]},
+            ]
+        }
+    ]
+    assert s["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert s["priority_class_name"] == "notebook"
+    assert s["extra_labels"]["aiinfn.infn.it/accelerator"] == "a100"
+    assert s["extra_annotations"]["aiinfn.infn.it/projects"] == "ml-infn"
+    assert s["container_security_context"] == RESTRICTED_CONTAINER_SECURITY
+    assert s["automount_service_account_token"] is False
+
+
+def test_pod_settings_without_accelerator() -> None:
+    choice = ServerChoice(CONFIG.images[0], 1.0, "4Gi")
+    s = pod_settings(choice, CONFIG, NOBODY, priority_class=None)
+    assert s["extra_resource_limits"] == {} and s["node_affinity_required"] == []
+    assert "priority_class_name" not in s
+    assert s["extra_labels"]["aiinfn.infn.it/accelerator"] == "none"
