@@ -151,6 +151,7 @@ class ClusterView:
     """Nodes and pods of the whole cluster, shared by every spawner of one hub process."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
         core = client.CoreV1Api(api_client)
         self.nodes = Informer("nodes", core.list_node)
         self.pods = Informer("pods", core.list_pod_for_all_namespaces)

@@ -1,0 +1,15 @@
+"""One call to wire aiinfn-hub into a hub configuration (``jupyterhub_config.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def configure_hub(c: Any, platform_config_file: str) -> None:
+    """Use ``AIInfnSpawner`` with ``platform_config_file`` and serve our API handlers."""
+    from .spawner.handlers import extra_handlers
+
+    c.JupyterHub.spawner_class = "aiinfn"
+    c.AIInfnSpawner.platform_config_file = platform_config_file
+    existing = list(c.JupyterHub.extra_handlers or [])
+    c.JupyterHub.extra_handlers = existing + extra_handlers()

@@ -1,0 +1,189 @@
+"""``AIInfnSpawner``: KubeSpawner with a GPU-aware spawn form and server-side validation.
+
+Registered as the ``jupyterhub.spawners`` entry point ``aiinfn``
+(``c.JupyterHub.spawner_class = "aiinfn"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from kubernetes_asyncio import client
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Float, Unicode, default
+
+from ..config import PlatformConfig, load_platform_config
+from ..inventory import ModelAvailability
+from ..kube.informer import ClusterView
+from ..live_inventory import LiveInventory
+from . import policy
+from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_options
+from .pod_settings import pod_settings
+from .policy import UserContext
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+)
+_config_cache: dict[str, tuple[float, PlatformConfig]] = {}
+# one inventory per hub event loop, shared by every spawner (like kubespawner's reflectors)
+_inventories: dict[asyncio.AbstractEventLoop, LiveInventory] = {}
+
+
+def platform_config(path: str) -> PlatformConfig:
+    """The platform configuration, re-read when the file changes."""
+    mtime = os.stat(path).st_mtime
+    cached = _config_cache.get(path)
+    if cached is None or cached[0] != mtime:
+        _config_cache[path] = (mtime, load_platform_config(Path(path)))
+    return _config_cache[path][1]
+
+
+async def shared_inventory(timeout: float) -> LiveInventory:
+    """The process's live inventory, started on first use."""
+    loop = asyncio.get_running_loop()
+    inventory = _inventories.get(loop)
+    if inventory is None:
+        view = ClusterView(client.ApiClient())
+        view.start()
+        inventory = _inventories[loop] = LiveInventory(view)
+    await inventory.view.wait_ready(timeout)
+    return inventory
+
+
+async def stop_shared_inventories() -> None:
+    """Stop every informer (tests, and hub shutdown)."""
+    for loop, inventory in list(_inventories.items()):
+        if loop is asyncio.get_running_loop():
+            await inventory.view.stop()
+            await inventory.view.api_client.close()
+        _inventories.pop(loop, None)
+
+
+class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
+    """KubeSpawner whose options come from the platform catalogue, validated on the server."""
+
+    platform_config_file = Unicode(
+        "",
+        config=True,
+        help="""Path of the platform configuration YAML (accelerators, images, resources,
+        projects), validated by `aiinfn_hub.config.PlatformConfig`. Re-read when it changes.
+        Required: the spawner refuses to start without it.""",
+    )
+    notebook_priority_class = Unicode(
+        "",
+        config=True,
+        help="""PriorityClass given to notebook pods, e.g. `notebook`. Give it a higher value
+        than the batch (Bunshin) jobs' class, so notebooks can preempt opportunistic jobs.
+        Empty: no class (the cluster default applies).""",
+    )
+    reserved_node_key = Unicode(
+        "reserved",
+        config=True,
+        help="""Taint or label key that reserves a node for one project
+        (`<key>=<project>`): such nodes are offered only to that project's members.""",
+    )
+    inventory_timeout = Float(
+        10.0,
+        config=True,
+        help="""Seconds to wait for the first list of nodes and pods before the form or a
+        start is refused with a message to retry.""",
+    )
+
+    # -- context ---------------------------------------------------------------------------
+    @property
+    def platform(self) -> PlatformConfig:
+        if not self.platform_config_file:
+            raise web.HTTPError(
+                500,
+                "the hub has no platform configuration; the "
+                "administrator must set AIInfnSpawner.platform_config_file",
+            )
+        return platform_config(self.platform_config_file)
+
+    def user_context(self) -> UserContext:
+        groups = frozenset(g.name for g in getattr(self.user, "groups", []) or [])
+        return UserContext(self.user.name, groups)
+
+    async def availability(self) -> list[ModelAvailability]:
+        """Live free/total of the models this user may use."""
+        try:
+            inventory = await shared_inventory(self.inventory_timeout)
+        except TimeoutError:
+            raise web.HTTPError(
+                503, "the cluster inventory is not ready yet; retry in a few seconds"
+            ) from None
+        user = self.user_context()
+        allowed = {a.name for a in policy.allowed_accelerators(self.platform, user)}
+        models = inventory.availability(self.platform, set(user.groups), self.reserved_node_key)
+        return [m for m in models if m.name in allowed]
+
+    # -- form ------------------------------------------------------------------------------
+    async def get_options_form(self) -> str:
+        config, user = self.platform, self.user_context()
+        models = await self.availability()
+        previous: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
+        selected = {
+            "image": previous.get("image") or (config.default_image() or config.images[0]).name,
+            "cpu": float(previous.get("cpu") or policy.default_cpu(config, user)),
+            "memory": previous.get("memory") or policy.default_memory(config, user),
+            "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
+            "count": int(previous.get("count") or 1),
+            "server": previous.get("server") or "",
+        }
+        caps = [
+            policy.max_units(config, user, a) for a in policy.allowed_accelerators(config, user)
+        ]
+        return _TEMPLATES.get_template("spawn_form.html").render(
+            images=policy.allowed_images(config, user),
+            cpus=policy.allowed_cpus(config, user),
+            memories=policy.allowed_memory(config, user),
+            models=models,
+            max_count=max(caps, default=1) or 1,
+            servers=sorted({s.node for m in models for s in m.servers}),
+            selected=selected,
+        )
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return self._aiinfn_options_from_form
+
+    def _aiinfn_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Form fields to ``user_options``; checked fully again in ``load_user_options``."""
+        try:
+            options = form_to_options(formdata)
+        except OptionsError as exc:
+            raise web.HTTPError(400, _escape(str(exc))) from exc
+        if options.get("accelerator") in (None, "", NO_ACCELERATOR):
+            # the form always posts count and server; they mean nothing without a model
+            options.pop("count", None)
+            options.pop("server", None)
+        elif options.get("server") == "":
+            options.pop("server")
+        return options
+
+    # -- start -----------------------------------------------------------------------------
+    async def load_user_options(self) -> None:
+        """Validate ``user_options`` (form or REST API) and apply them to this spawner."""
+        config, user = self.platform, self.user_context()
+        submitted: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
+        try:
+            choice = validate_options(submitted, config, user, await self.availability())
+        except OptionsError as exc:
+            self.log.warning("Refusing options of %s: %s", self.user.name, exc)
+            raise web.HTTPError(400, _escape(str(exc))) from exc
+        self.user_options = choice.to_user_options()
+        for trait, value in pod_settings(
+            choice, config, user, priority_class=self.notebook_priority_class or None
+        ).items():
+            setattr(self, trait, value)
+
+
+def _escape(message: str) -> str:
+    """HTTPError formats its message with ``%``."""
+    return message.replace("%", "%%")

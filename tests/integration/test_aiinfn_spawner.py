@@ -1,0 +1,133 @@
+"""AIInfnSpawner in a real JupyterHub app against the emulated cluster (examples/*.yaml)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyterhub import orm
+from jupyterhub.tests.utils import api_request
+
+from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.spawner.handlers import extra_handlers
+from aiinfn_hub.spawner.spawner import AIInfnSpawner, stop_shared_inventories
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NS = "jupyterhub"
+
+
+@pytest.fixture
+async def hub(hub_app: Any, kube_env: Path) -> AsyncIterator[Any]:
+    app = await hub_app(
+        config={
+            "JupyterHub": {"spawner_class": AIInfnSpawner, "extra_handlers": extra_handlers()},
+            "AIInfnSpawner": {
+                "platform_config_file": str(EXAMPLES / "platform.yaml"),
+                "notebook_priority_class": "notebook",
+                "namespace": NS,
+                "cmd": ["jupyterhub-singleuser"],
+                "start_timeout": 20,
+            },
+        }
+    )
+    yield app
+    await stop_shared_inventories()
+
+
+def _user(app: Any, name: str, *groups: str) -> Any:
+    orm_user = orm.User(name=name)
+    app.db.add(orm_user)
+    for group_name in groups:
+        group = orm.Group.find(app.db, group_name) or orm.Group(name=group_name)
+        app.db.add(group)
+        orm_user.groups.append(group)
+    app.db.commit()
+    return app.users[orm_user.id]
+
+
+async def _until(predicate: Callable[[], Any], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+def _form(**fields: str) -> dict[str, list[str]]:
+    return {k: [v] for k, v in fields.items()}
+
+
+async def _free(app: Any, user: Any, model: str) -> int:
+    token = user.new_api_token()
+    response = await api_request(
+        app, "aiinfn", "accelerators", headers={"Authorization": f"token {token}"}
+    )
+    assert response.status_code == 200, response.text
+    return int(next(m["free"] for m in response.json() if m["name"] == model))
+
+
+async def test_form_lists_models_with_live_counts(hub: Any, emulator: Emulator) -> None:
+    alice = _user(hub, "alice", "cms")
+    html = await alice.spawner.get_options_form()
+    assert 'name="accelerator"' in html and 'value="none"' in html
+    assert "NVIDIA Tesla T4 16 GB" in html and "4 of 4 free" in html and "server-1 (4/4)" in html
+    assert "NVIDIA A100 SXM4 80 GB" not in html  # not among cms's accelerators
+    assert 'value="qml"' not in html  # image limited to the qml project
+    assert "<script" not in html  # works without JavaScript
+
+
+async def test_form_post_spawns_a_gpu_pod_and_counts_follow(hub: Any, emulator: Emulator) -> None:
+    alice = _user(hub, "alice", "ml-infn")
+    spawner = alice.spawner
+    assert await _free(hub, alice, "t4") == 4
+    options = spawner.run_options_from_form(
+        _form(image="cuda-ml", cpu="4", memory="16Gi", accelerator="t4", count="2", server="")
+    )
+    spawner.user_options = options
+    await spawner.start()
+    pod = emulator.objects("Pod", NS)[0]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "harbor.cloud.infn.it/ai-infn/cuda-ml:2026.11"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["spec"]["nodeName"] == "server-1" and pod["status"]["phase"] == "Running"
+    assert pod["spec"]["priorityClassName"] == "notebook"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"]["aiinfn.infn.it/accelerator"] == "t4"
+    assert spawner.user_options["accelerator"] == "t4"
+    assert await _free(hub, alice, "t4") == 2
+    await spawner.stop()
+    await _until(lambda: not emulator.objects("Pod", NS))
+    assert await _free(hub, alice, "t4") == 4
+
+
+async def test_second_user_is_refused_when_nothing_is_free(hub: Any, emulator: Emulator) -> None:
+    alice = _user(hub, "alice", "ml-infn")
+    bob = _user(hub, "bob", "ml-infn")
+    alice.spawner.user_options = {"image": "cuda-ml", "accelerator": "a30", "count": 2}
+    await alice.spawner.start()
+    bob.spawner.user_options = {"image": "cuda-ml", "accelerator": "a30", "count": 1}
+    with pytest.raises(Exception) as exc:
+        await bob.spawner.start()
+    assert "no server has 1 a30 free right now" in str(exc.value.log_message)
+    assert [p["metadata"]["name"] for p in emulator.objects("Pod", NS)] == ["jupyter-alice"]
+
+
+async def test_rest_api_with_bad_options_gets_400_and_no_pod(hub: Any, emulator: Emulator) -> None:
+    _user(hub, "carol", "cms")
+    response = await api_request(
+        hub,
+        "users",
+        "carol",
+        "server",
+        method="post",
+        data=json.dumps({"image": "evil/miner:latest", "cpu": 64}),
+    )
+    assert response.status_code == 400, response.text
+    assert "image 'evil/miner:latest' is not available to you" in response.json()["message"]
+    assert emulator.objects("Pod", NS) == []
