@@ -1,0 +1,81 @@
+"""Golden pod manifests for a matrix of spawn choices; each passes the official schema.
+
+Regenerate after an intended change with ``AIINFN_UPDATE_GOLDEN=1 scripts/test -k golden``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from jupyterhub import orm
+from kubernetes_asyncio.client import ApiClient
+
+from aiinfn_hub.spawner.spawner import AIInfnSpawner, stop_shared_inventories
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+CASES = {
+    "cpu-only": ("cms", {"image": "base", "cpu": 1, "memory": "4Gi"}),
+    "t4-pair": (
+        "ml-infn",
+        {"image": "cuda-ml", "cpu": 8, "memory": "32Gi", "accelerator": "t4", "count": 2},
+    ),
+    "mig-pinned": ("qml", {"image": "qml", "accelerator": "a100-3g-40gb", "server": "server-3"}),
+    "fpga": ("fpga-lab", {"accelerator": "u250"}),
+}
+# values that change from run to run
+_VOLATILE = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES")
+
+
+def _stable(manifest: dict[str, Any]) -> dict[str, Any]:
+    for container in manifest["spec"]["containers"]:
+        for env in container.get("env") or []:
+            if env["name"] in _VOLATILE or "PORT" in env["name"] or env["name"].endswith("_URL"):
+                env["value"] = "<varies>"
+    return manifest
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_golden_pod_manifest(case: str, hub_app: Any, kube_env: Path) -> None:
+    project, options = CASES[case]
+    app = await hub_app(
+        config={
+            "JupyterHub": {"spawner_class": AIInfnSpawner},
+            "AIInfnSpawner": {
+                "platform_config_file": str(EXAMPLES / "platform.yaml"),
+                "notebook_priority_class": "notebook",
+                "namespace": "jupyterhub",
+                "cmd": ["jupyterhub-singleuser"],
+            },
+        }
+    )
+    try:
+        orm_user = orm.User(name="dana")
+        group = orm.Group(name=project)
+        orm_user.groups.append(group)
+        app.db.add_all([orm_user, group])
+        app.db.commit()
+        spawner = app.users[orm_user.id].spawner
+        spawner.user_options = options
+        await spawner.load_user_options()
+        pod = await spawner.get_pod_manifest()
+        manifest = _stable(ApiClient().sanitize_for_serialization(pod))
+        manifest.update(apiVersion="v1", kind="Pod")
+        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+        path = GOLDEN / f"pod-{case}.json"
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        if os.environ.get("AIINFN_UPDATE_GOLDEN"):
+            path.write_text(text)
+        assert path.exists(), f"{path.name} is missing: create it with AIINFN_UPDATE_GOLDEN=1"
+        assert text == path.read_text(), f"{path.name} differs: rerun with AIINFN_UPDATE_GOLDEN=1"
+        security = manifest["spec"]["containers"][0]["securityContext"]
+        assert security["runAsNonRoot"] is True and security["allowPrivilegeEscalation"] is False
+        assert manifest["spec"]["automountServiceAccountToken"] is False
+    finally:
+        await stop_shared_inventories()
