@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .config import PlatformConfig
 from .inventory import (
     DEFAULT_RESERVED_KEY,
@@ -14,12 +16,19 @@ from .kube.pod_resources import Resources
 
 
 class LiveInventory:
-    """Accelerator availability from a :class:`ClusterView`, recounted only when pods change."""
+    """Accelerator availability from a :class:`ClusterView`.
+
+    Usage is recounted only when the pod cache changes, and each answer is memoized until the
+    node or pod cache changes, so rendering many forms between changes costs no recount.
+    """
 
     def __init__(self, view: ClusterView) -> None:
         self.view = view
         self._usage_version = -1
         self._usage: dict[str, Resources] = {}
+        # values keep the config they were computed for, so a recycled id() cannot match
+        self._answers: dict[Any, tuple[PlatformConfig, list[ModelAvailability]]] = {}
+        self._answers_key: tuple[int, int] = (-1, -1)
 
     def usage(self) -> dict[str, Resources]:
         if self.view.pods.version != self._usage_version:
@@ -34,10 +43,20 @@ class LiveInventory:
         reserved_key: str = DEFAULT_RESERVED_KEY,
     ) -> list[ModelAvailability]:
         """Per-model free/total for a user in ``projects`` (None: everything, for admins)."""
-        return accelerator_availability(
+        versions = (self.view.nodes.version, self.view.pods.version)
+        if versions != self._answers_key:
+            self._answers = {}
+            self._answers_key = versions
+        key = (id(config), frozenset(projects) if projects is not None else None, reserved_key)
+        cached = self._answers.get(key)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        answer = accelerator_availability(
             config,
             self.view.nodes.objects(),
             self.usage(),
             projects=projects,
             reserved_key=reserved_key,
         )
+        self._answers[key] = (config, answer)
+        return answer

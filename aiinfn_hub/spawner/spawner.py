@@ -125,29 +125,8 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
 
     # -- form ------------------------------------------------------------------------------
     async def get_options_form(self) -> str:
-        config, user = self.platform, self.user_context()
-        models = await self.availability()
         previous: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
-        selected = {
-            "image": previous.get("image") or (config.default_image() or config.images[0]).name,
-            "cpu": float(previous.get("cpu") or policy.default_cpu(config, user)),
-            "memory": previous.get("memory") or policy.default_memory(config, user),
-            "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
-            "count": int(previous.get("count") or 1),
-            "server": previous.get("server") or "",
-        }
-        caps = [
-            policy.max_units(config, user, a) for a in policy.allowed_accelerators(config, user)
-        ]
-        return _TEMPLATES.get_template("spawn_form.html").render(
-            images=policy.allowed_images(config, user),
-            cpus=policy.allowed_cpus(config, user),
-            memories=policy.allowed_memory(config, user),
-            models=models,
-            max_count=max(caps, default=1) or 1,
-            servers=sorted({s.node for m in models for s in m.servers}),
-            selected=selected,
-        )
+        return render_form(self.platform, self.user_context(), await self.availability(), previous)
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -182,6 +161,33 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             choice, config, user, priority_class=self.notebook_priority_class or None
         ).items():
             setattr(self, trait, value)
+
+
+def render_form(
+    config: PlatformConfig,
+    user: UserContext,
+    models: list[ModelAvailability],
+    previous: dict[str, Any],
+) -> str:
+    """The spawn form's HTML, pre-filled with the user's previous choices."""
+    selected = {
+        "image": previous.get("image") or (config.default_image() or config.images[0]).name,
+        "cpu": float(previous.get("cpu") or policy.default_cpu(config, user)),
+        "memory": previous.get("memory") or policy.default_memory(config, user),
+        "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
+        "count": int(previous.get("count") or 1),
+        "server": previous.get("server") or "",
+    }
+    caps = [policy.max_units(config, user, a) for a in policy.allowed_accelerators(config, user)]
+    return _TEMPLATES.get_template("spawn_form.html").render(
+        images=policy.allowed_images(config, user),
+        cpus=policy.allowed_cpus(config, user),
+        memories=policy.allowed_memory(config, user),
+        models=models,
+        max_count=max(caps, default=1) or 1,
+        servers=sorted({s.node for m in models for s in m.servers}),
+        selected=selected,
+    )
 
 
 def _escape(message: str) -> str:
