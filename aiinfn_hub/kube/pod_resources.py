@@ -2,11 +2,12 @@
 
 A pod's effective request is, per resource, the larger of the sum over its app containers and
 the largest init container, plus ``overhead``. Extended resources (GPUs, MIG slices, FPGAs) are
-requested through limits (requests default to limits), so limits count where requests are absent.
+requested through limits, so for them a limit counts where the request is absent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -16,27 +17,59 @@ JSON = dict[str, Any]
 Resources = dict[str, Fraction]
 
 
+_NOT_EXTENDED = ("cpu", "memory", "ephemeral-storage")
+
+
+def quantities(values: Mapping[str, Any] | None) -> Resources:
+    """A ResourceList (``{"cpu": "500m"}``) as exact numbers."""
+    return {name: parse_quantity(q) for name, q in (values or {}).items()}
+
+
 def container_requests(container: JSON) -> Resources:
-    """Requests of one container; a limit stands in for a missing request."""
+    """Requests of one container; extended resources, given only as limits, request the limit."""
     resources = container.get("resources") or {}
-    out: Resources = {}
-    for source in (resources.get("limits") or {}, resources.get("requests") or {}):
-        for name, value in source.items():
-            out[name] = parse_quantity(value)
-    return out
+    requests = quantities(resources.get("requests"))
+    for name, amount in quantities(resources.get("limits")).items():
+        if name not in _NOT_EXTENDED and name not in requests:
+            requests[name] = amount
+    return requests
+
+
+def _add(into: Resources, more: Mapping[str, Fraction]) -> None:
+    for name, amount in more.items():
+        into[name] = into.get(name, Fraction(0)) + amount
+
+
+def _take_max(into: Resources, other: Mapping[str, Fraction]) -> None:
+    for name, amount in other.items():
+        if amount > into.get(name, Fraction(0)):
+            into[name] = amount
 
 
 def pod_requests(spec: JSON) -> Resources:
-    """The pod's effective requests, ``pods: 1`` included."""
+    """The pod's effective request (CPU in cores), including one unit of ``pods``.
+
+    Like Kubernetes: the sum over app containers and restartable (sidecar) init containers,
+    or the largest ordinary init container plus the sidecars started before it if that is
+    more, plus ``spec.overhead``.
+    """
     total: Resources = {}
     for container in spec.get("containers") or []:
-        for name, value in container_requests(container).items():
-            total[name] = total.get(name, Fraction(0)) + value
+        _add(total, container_requests(container))
+    init_peak: Resources = {}
+    sidecars: Resources = {}
     for container in spec.get("initContainers") or []:
-        for name, value in container_requests(container).items():
-            total[name] = max(total.get(name, Fraction(0)), value)
-    for name, value in (spec.get("overhead") or {}).items():
-        total[name] = total.get(name, Fraction(0)) + parse_quantity(value)
+        requests = container_requests(container)
+        if container.get("restartPolicy") == "Always":
+            _add(total, requests)
+            _add(sidecars, requests)
+            candidate = dict(sidecars)
+        else:
+            candidate = dict(requests)
+            _add(candidate, sidecars)
+        _take_max(init_peak, candidate)
+    _take_max(total, init_peak)
+    _add(total, quantities(spec.get("overhead")))
     total["pods"] = Fraction(1)
     return total
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import RawClient, wait_until
 from kubernetes_asyncio.client import ApiClient
 
-from aiinfn_hub.dev.emulator.control.scheduling import (
+from aiinfn_hub.dev.emulator.controllers.scheduling import (
     filter_reasons,
     pod_requests,
     tolerates,
@@ -109,14 +109,16 @@ def test_filter_reasons_are_worded_like_kube_scheduler() -> None:
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }
+    # kube-scheduler's filter order: NodeUnschedulable, TaintToleration, NodeAffinity, Fit
     spec: dict[str, Any] = {"containers": [{"name": "c"}], "nodeSelector": {"zone": "b"}}
+    assert filter_reasons(spec, node, {}, pod_requests(spec)) == [
+        "node(s) had untolerated taint {reserved: cms}"
+    ]
+    spec["tolerations"] = [{"key": "reserved", "operator": "Exists"}]
     assert filter_reasons(spec, node, {}, pod_requests(spec)) == [
         "node(s) didn't match Pod's node affinity/selector"
     ]
     spec["nodeSelector"] = {"zone": "a"}
-    assert filter_reasons(spec, node, {}, pod_requests(spec)) == [
-        "node(s) had untolerated taint {reserved: cms}"
-    ]
     spec["tolerations"] = [{"key": "reserved", "operator": "Exists"}]
     spec["containers"][0]["resources"] = {"requests": {"cpu": "3"}}
     assert filter_reasons(spec, node, {}, pod_requests(spec)) == ["Insufficient cpu"]
@@ -251,7 +253,9 @@ def test_preemption_policy_never_waits(raw: RawClient) -> None:
             "late", limits={"nvidia.com/gpu": "1"}, nodeSelector=selector, priorityClassName="batch"
         ),
     )
-    assert "Preemption is not helpful" in _failed_scheduling(raw, "late")
+    assert "preemption: not eligible due to preemptionPolicy=Never." in _failed_scheduling(
+        raw, "late"
+    )
     assert raw.get(f"{NS}/pods/nb0")[0] == 200 and raw.get(f"{NS}/pods/nb1")[0] == 200
 
 

@@ -24,7 +24,7 @@ from tornado.netutil import bind_sockets
 from .api.app import make_app
 from .api.faults import Faults
 from .cluster import ClusterSpec, initial_objects
-from .control import ControllerOptions, Controllers
+from .controllers import ControllerOptions, Controllers
 from .kubeconfig import write_kubeconfig
 from .resources import RESOURCE_TYPES, by_kind
 from .store import Store

@@ -1,0 +1,554 @@
+"""The life of one pod on a node, like the kubelet's pod worker.
+
+Start: the pod gets an IP and its init containers run one after the other, then its app
+containers start (with the Pulling/Pulled/Created/Started events). Each app container then
+runs until its process exits or, when simulated, until its outcome says so; ``restartPolicy``
+decides whether it restarts (with a short CrashLoopBackOff). Deletion: containers get SIGTERM,
+SIGKILL after the grace period, the pod gets a terminal phase and is removed from the store
+unless finalizers hold it.
+
+Local processes run in ``<state_dir>/pods/<namespace>_<pod>/`` (HOME and working directory);
+a container ``workingDir`` of ``/x/y`` maps to ``<that folder>/root/x/y``. Their output goes to
+``<state_dir>/pods/<namespace>_<pod>.logs/<container>.log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..resources import CONFIGMAPS, PODS, SECRETS
+from ..store import JSON, Store, now_rfc3339
+from .addresses import PodAddressPool
+from .environment import ConfigError, command_line, container_environment
+from .events import EventRecorder
+from .outcomes import Outcome
+from .podstatus import ContainerState, container_id, pod_conditions, pod_phase, terminated_state
+from .processes import LocalProcess, StartError, probe_once
+
+log = logging.getLogger(__name__)
+COMPONENT = "kubelet"
+_KILLED_EXIT_CODE = 128 + signal.SIGTERM
+_RESTART_BACKOFF = (0.1, 5.0)
+_CONFIG_RETRY = (0.5, 10.0)
+_PROBE_INTERVAL = 0.1
+
+
+@dataclass
+class NodeContext:
+    """What every pod worker shares: the store, events, addresses and the node's facts."""
+
+    store: Store
+    events: EventRecorder
+    addresses: PodAddressPool
+    state_dir: Path
+    startup_delay: float
+    pulled_images: set[tuple[str, str]] = field(default_factory=set)
+
+
+def pod_folder(state_dir: Path, namespace: str, name: str) -> Path:
+    return state_dir / "pods" / f"{namespace}_{name}"
+
+
+def log_folder(state_dir: Path, namespace: str, name: str) -> Path:
+    return state_dir / "pods" / f"{namespace}_{name}.logs"
+
+
+def go_duration(seconds: float) -> str:
+    """A duration the way Go prints one in event messages (``0s``, ``250ms``, ``1.5s``)."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{seconds * 1000:.6f}".rstrip("0").rstrip(".") + "ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.6f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def node_internal_ip(node: JSON) -> str:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return str(address["address"])
+    return "127.0.0.1"
+
+
+class PodWorker:
+    """Runs one pod (by uid) from binding to removal."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        pod: JSON,
+        node: JSON,
+        *,
+        local: bool,
+        outcome: Outcome,
+        on_done: Callable[[PodWorker], None],
+    ) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        self.ctx = ctx
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self.node_name: str = node["metadata"]["name"]
+        self.local = local
+        self.outcome = outcome
+        self._on_done = on_done
+        self._host_ip = node_internal_ip(node)
+        self._allocatable = dict((node.get("status") or {}).get("allocatable") or {})
+        self._restart_policy = spec.get("restartPolicy", "Always")
+        self._specs = {c["name"]: c for c in spec.get("initContainers") or []}
+        self._specs.update({c["name"]: c for c in spec.get("containers") or []})
+        self.init = [
+            ContainerState(c["name"], c.get("image", ""), True)
+            for c in spec.get("initContainers") or []
+        ]
+        self.app = [
+            ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []
+        ]
+        for waiting in self.app if self.init else []:
+            waiting.state = {"waiting": {"reason": "PodInitializing"}}
+        self.ip: str | None = None
+        self._start_time = now_rfc3339()
+        self._init_failed = False
+        self._final_phase: str | None = None
+        self._exits: dict[str, asyncio.Future[int]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._processes: dict[str, LocalProcess] = {}
+        self._started_at: dict[str, str] = {}
+        self._helpers: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self._stop_event = asyncio.Event()
+        self._deadline = float("inf")
+        self._deadline_changed = asyncio.Event()
+        self.removed = False
+        self.done = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- control from the kubelet ----------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"pod {self.namespace}/{self.name}"
+        )
+
+    def request_stop(self, grace: float) -> None:
+        """Stop the containers: SIGTERM now, SIGKILL once ``grace`` seconds have passed."""
+        deadline = time.monotonic() + max(grace, 0.0)
+        if deadline < self._deadline:
+            self._deadline = deadline
+            self._deadline_changed.set()
+        if not self.stopping:
+            self.stopping = True
+            self._stop_event.set()
+
+    def object_removed(self) -> None:
+        """The pod is gone from the store (forced or finished deletion): stop, write nothing."""
+        self.removed = True
+        self.request_stop(1.0)
+
+    def apply_outcome(self, outcome: Outcome) -> None:
+        """A new outcome for the simulated containers, counted from now for running ones."""
+        self.outcome = outcome
+        for state in self.app:
+            if state.running and state.name not in self._processes:
+                self._schedule_outcome(state.name)
+
+    def pids(self) -> list[int]:
+        """PIDs of the container processes still running."""
+        return [p.pid for p in self._processes.values() if p.alive]
+
+    async def wait_done(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- the pod's life ------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            self._publish()
+            main = self._spawn(self._run_containers())
+            stop = asyncio.ensure_future(self._stop_event.wait())
+            await asyncio.wait([main, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            error = main.exception() if main.done() and not main.cancelled() else None
+            if error is not None:
+                raise error
+            if self.stopping:
+                await self._terminate()
+            self._finish()
+        except asyncio.CancelledError:
+            self._kill_all(signal.SIGKILL)
+            raise
+        except Exception:
+            log.exception("pod worker of %s/%s failed", self.namespace, self.name)
+            self._kill_all(signal.SIGKILL)
+            self._finish()
+
+    async def _run_containers(self) -> None:
+        """Sandbox, init containers, then the app containers until all have stopped for good."""
+        if await self._sleep(0):
+            return
+        self.ip = self.ctx.addresses.allocate(self.uid)
+        if self.local:
+            pod_folder(self.ctx.state_dir, self.namespace, self.name).mkdir(
+                parents=True, exist_ok=True
+            )
+        self._publish()
+        if await self._run_init_containers():
+            loops = [self._spawn(self._container_loop(state)) for state in self.app]
+            await asyncio.gather(*loops)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+        return task
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless a stop is requested first; True when stopping."""
+        if self.stopping:
+            return True
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return self.stopping
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        return self.stopping
+
+    async def _run_init_containers(self) -> bool:
+        """Run init containers in order; False when the pod must not go on."""
+        for state in self.init:
+            backoff = _RESTART_BACKOFF[0]
+            while True:
+                code = await self._run_once(state)
+                if code is None or self.stopping:
+                    return False
+                if code == 0:
+                    break
+                if self._restart_policy == "Never":
+                    self._init_failed = True
+                    self._publish()
+                    return False
+                if await self._back_off(state, backoff):
+                    return False
+                backoff = min(backoff * 2, _RESTART_BACKOFF[1])
+        for state in self.app:
+            state.state = {"waiting": {"reason": "ContainerCreating"}}
+        return True
+
+    async def _container_loop(self, state: ContainerState) -> None:
+        backoff = _RESTART_BACKOFF[0]
+        while not self.stopping:
+            code = await self._run_once(state)
+            if code is None or self.stopping:
+                return
+            if not self._restarts(code):
+                self._publish()
+                return
+            if await self._back_off(state, backoff):
+                return
+            backoff = min(backoff * 2, _RESTART_BACKOFF[1])
+
+    def _restarts(self, exit_code: int) -> bool:
+        if self._restart_policy == "Always":
+            return True
+        return self._restart_policy == "OnFailure" and exit_code != 0
+
+    async def _back_off(self, state: ContainerState, delay: float) -> bool:
+        """CrashLoopBackOff before a restart; True when the pod is stopping instead."""
+        state.last_state = state.state
+        message = (
+            f"back-off {go_duration(delay)} restarting failed container={state.name} "
+            f"pod={self.name}_{self.namespace}({self.uid})"
+        )
+        state.state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+        state.ready = state.started = False
+        self._record(
+            "BackOff",
+            f"Back-off restarting failed container {state.name} in pod "
+            f"{self.name}_{self.namespace}({self.uid})",
+            state,
+            warning=True,
+        )
+        self._publish()
+        if await self._sleep(delay):
+            return True
+        state.restart_count += 1
+        return False
+
+    async def _run_once(self, state: ContainerState) -> int | None:
+        """Start a container and wait for it to end; its exit code, or None if never started."""
+        spec = self._specs[state.name]
+        env = await self._environment(state, spec)
+        if env is None:
+            return None
+        await self._pull(state, spec)
+        if self.stopping:
+            return None
+        cid = container_id(self.uid, state.name, state.restart_count)
+        state.container_id = cid
+        self._record("Created", f"Created container: {state.name}", state)
+        started_at = now_rfc3339()
+        exit_future: asyncio.Future[int]
+        if self.local:
+            try:
+                process = await self._start_process(state, spec, env)
+            except StartError as exc:
+                state.state = terminated_state(128, None, now_rfc3339(), cid, str(exc))
+                state.state["terminated"]["reason"] = "StartError"
+                self._record("Failed", f"Error: {exc}", state, warning=True)
+                self._publish()
+                return 128
+            self._processes[state.name] = process
+            exit_future = asyncio.ensure_future(process.wait())
+        else:
+            exit_future = asyncio.get_running_loop().create_future()
+            self._append_log(state.name, f"{started_at} simulated container {state.name} started\n")
+        self._exits[state.name] = exit_future
+        self._started_at[state.name] = started_at
+        state.state = {"running": {"startedAt": started_at}}
+        state.started = True
+        probe = spec.get("readinessProbe") if self.local and not state.init else None
+        state.ready = not state.init and probe is None
+        self._record("Started", f"Started container {state.name}", state)
+        self._publish()
+        if probe is not None:
+            self._spawn(self._probe_until_ready(state, spec, probe))
+        if state.init and not self.local:
+            exit_future.set_result(0)
+        elif not self.local:
+            self._schedule_outcome(state.name)
+        code = await exit_future
+        self._processes.pop(state.name, None)
+        timer = self._timers.pop(state.name, None)
+        if timer is not None:
+            timer.cancel()
+        state.state = terminated_state(code, started_at, now_rfc3339(), cid)
+        state.ready = False
+        state.started = False
+        if not self.local:
+            self._append_log(state.name, f"{now_rfc3339()} exited with code {code}\n")
+        return code
+
+    async def _environment(self, state: ContainerState, spec: JSON) -> dict[str, str] | None:
+        """The container's variables, retried while a Secret or ConfigMap is missing."""
+        delay = _CONFIG_RETRY[0]
+        while True:
+            pod = self._current()
+            if pod is None:
+                return None
+            try:
+                return container_environment(pod, spec, self._lookup, self._allocatable)
+            except ConfigError as exc:
+                state.state = {
+                    "waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}
+                }
+                self._record("Failed", f"Error: {exc}", state, warning=True)
+                self._publish()
+            if await self._sleep(delay):
+                return None
+            delay = min(delay * 2, _CONFIG_RETRY[1])
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> JSON | None:
+        rt = SECRETS if kind == "Secret" else CONFIGMAPS
+        return self.ctx.store.get(rt, namespace, name)
+
+    async def _pull(self, state: ContainerState, spec: JSON) -> None:
+        image = spec.get("image", "")
+        policy = spec.get("imagePullPolicy", "IfNotPresent")
+        cached = (self.node_name, image) in self.ctx.pulled_images
+        if cached and policy != "Always":
+            self._record("Pulled", f'Container image "{image}" already present on machine', state)
+            return
+        self._record("Pulling", f'Pulling image "{image}"', state)
+        began = time.monotonic()
+        if await self._sleep(self.ctx.startup_delay):
+            return
+        took = go_duration(round(time.monotonic() - began, 3))
+        self.ctx.pulled_images.add((self.node_name, image))
+        self._record(
+            "Pulled",
+            f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
+            "Image size: 0 bytes.",
+            state,
+        )
+
+    async def _start_process(
+        self, state: ContainerState, spec: JSON, env: dict[str, str]
+    ) -> LocalProcess:
+        argv = command_line(spec, env)
+        if not argv:
+            raise StartError(
+                f'container "{state.name}" has neither command nor args: the emulator runs '
+                "containers as local processes and has no image entrypoint, so set command"
+            )
+        home = pod_folder(self.ctx.state_dir, self.namespace, self.name)
+        cwd = home
+        if spec.get("workingDir"):
+            cwd = home / "root" / str(spec["workingDir"]).lstrip("/")
+            cwd.mkdir(parents=True, exist_ok=True)
+        python_bin = str(Path(sys.executable).parent)
+        full_env = {
+            "PATH": os.pathsep.join([python_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
+            "HOME": str(home),
+            "HOSTNAME": self._hostname(),
+            **env,
+        }
+        log_path = log_folder(self.ctx.state_dir, self.namespace, self.name) / f"{state.name}.log"
+        process = await LocalProcess.start(argv, cwd=cwd, env=full_env, log_path=log_path)
+        self.ctx.store.logs[(self.namespace, self.name, state.name)] = log_path
+        return process
+
+    def _hostname(self) -> str:
+        pod = self._current()
+        return str(((pod or {}).get("spec") or {}).get("hostname") or self.name)
+
+    async def _probe_until_ready(self, state: ContainerState, spec: JSON, probe: JSON) -> None:
+        """Honour an httpGet/tcpSocket readiness probe: ready once it first passes."""
+        if await self._sleep(float(probe.get("initialDelaySeconds") or 0)):
+            return
+        while state.running and not self.stopping:
+            if await probe_once(probe, self.ip or "127.0.0.1", spec):
+                if state.running and not self.stopping:
+                    state.ready = True
+                    self._publish()
+                return
+            if await self._sleep(_PROBE_INTERVAL):
+                return
+
+    def _schedule_outcome(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        future = self._exits.get(name)
+        if future is None or future.done() or not self.outcome.ends:
+            return
+        code = self.outcome.code
+
+        def end() -> None:
+            if not future.done():
+                future.set_result(code)
+
+        self._timers[name] = asyncio.get_running_loop().call_later(self.outcome.after, end)
+
+    # -- stopping --------------------------------------------------------------------------
+    async def _terminate(self) -> None:
+        """Stop every running container within the grace period, then settle the phase."""
+        for state in self.init + self.app:
+            if state.running:
+                self._record("Killing", f"Stopping container {state.name}", state)
+        self._kill_all(signal.SIGTERM)
+        for name, future in self._exits.items():
+            if name not in self._processes and not future.done():
+                future.set_result(_KILLED_EXIT_CODE)
+        while self._helpers:
+            self._deadline_changed.clear()
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            changed = asyncio.ensure_future(self._deadline_changed.wait())
+            await asyncio.wait(
+                [*self._helpers, changed], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            changed.cancel()
+            if all(h.done() for h in self._helpers):
+                break
+        if self._helpers:
+            self._kill_all(signal.SIGKILL)
+            await asyncio.wait(list(self._helpers), timeout=5)
+        codes = [s.exit_code for s in self.app]
+        self._final_phase = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
+        self._publish()
+
+    def _kill_all(self, sig: signal.Signals) -> None:
+        for process in list(self._processes.values()):
+            process.signal_group(sig)
+
+    def _finish(self) -> None:
+        """Free the pod's IP and folder; remove the pod object if it was being deleted."""
+        self.done = True
+        self.ctx.addresses.release(self.uid)
+        pod = self._current()
+        if (
+            pod is not None
+            and self.stopping
+            and not self.removed
+            and not pod["metadata"].get("finalizers")
+        ):
+            with contextlib.suppress(Exception):
+                self.ctx.store.delete(PODS, self.namespace, self.name)
+        self._on_done(self)
+
+    # -- status and events -----------------------------------------------------------------
+    def _current(self) -> JSON | None:
+        pod = self.ctx.store.get(PODS, self.namespace, self.name)
+        if pod is None or pod["metadata"].get("uid") != self.uid:
+            return None
+        return pod
+
+    def _publish(self) -> None:
+        """Write the pod status as the kubelet sees it now (nothing once the pod is gone)."""
+        if self.removed:
+            return
+        pod = self._current()
+        if pod is None:
+            return
+        now = now_rfc3339()
+        phase = self._final_phase or pod_phase(self.init, self.app, self._init_failed)
+        new = copy.deepcopy(pod)
+        status = new.setdefault("status", {})
+        status["phase"] = phase
+        status["conditions"] = pod_conditions(
+            status.get("conditions") or [],
+            sandbox_ready=self.ip is not None and phase not in ("Succeeded", "Failed"),
+            init=self.init,
+            app=self.app,
+            phase=phase,
+            now=now,
+        )
+        status["hostIP"] = self._host_ip
+        status["hostIPs"] = [{"ip": self._host_ip}]
+        if self.ip is not None:
+            status["podIP"] = self.ip
+            status["podIPs"] = [{"ip": self.ip}]
+        status["startTime"] = self._start_time
+        if self.init:
+            status["initContainerStatuses"] = [c.status() for c in self.init]
+        status["containerStatuses"] = [c.status() for c in self.app]
+        self.ctx.store.update(PODS, new)
+
+    def _record(
+        self, reason: str, message: str, state: ContainerState, *, warning: bool = False
+    ) -> None:
+        pod = self._current()
+        if pod is None or self.removed:
+            return
+        group = "initContainers" if state.init else "containers"
+        self.ctx.events.record(
+            pod,
+            reason,
+            message,
+            component=COMPONENT,
+            event_type="Warning" if warning else "Normal",
+            host=self.node_name,
+            field_path=f"spec.{group}{{{state.name}}}",
+        )
+
+    def _append_log(self, container: str, text: str) -> None:
+        key = (self.namespace, self.name, container)
+        current = self.ctx.store.logs.get(key)
+        self.ctx.store.logs[key] = (current if isinstance(current, str) else "") + text

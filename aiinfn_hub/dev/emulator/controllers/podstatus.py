@@ -1,0 +1,186 @@
+"""Pure builders of the pod status the kubelet reports: container states, conditions, phase.
+
+The shapes follow what a containerd-based kubelet writes, complete enough for
+kubernetes_asyncio's client-side validation (e.g. ``imageID`` is required in every container
+status) and for KubeSpawner, which waits for phase Running, a podIP and every container ready.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+# the conditions the kubelet owns, in the order it reports them
+KUBELET_CONDITIONS = (
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+)
+
+
+def normalize_image(image: str) -> str:
+    """``python:3.11`` -> ``docker.io/library/python:3.11``, as the container runtime reports."""
+    name, _, digest = image.partition("@")
+    first, _, rest = name.partition("/")
+    if not rest:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
+
+
+def image_id(image: str) -> str:
+    """A stable, made-up content digest reference for an image."""
+    repository = normalize_image(image).split("@", 1)[0].rsplit(":", 1)[0]
+    if "@" in image:
+        return f"{repository}@{image.split('@', 1)[1]}"
+    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def container_id(pod_uid: str, name: str, restart: int) -> str:
+    seed = f"{pod_uid}/{name}/{restart}".encode()
+    return f"containerd://{hashlib.sha256(seed).hexdigest()}"
+
+
+@dataclass
+class ContainerState:
+    """What the kubelet knows about one container; ``status()`` renders the API shape."""
+
+    name: str
+    image: str
+    init: bool = False
+    state: JSON = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: JSON = field(default_factory=dict)
+    restart_count: int = 0
+    ready: bool = False
+    started: bool = False
+    container_id: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return "running" in self.state
+
+    @property
+    def terminated(self) -> bool:
+        return "terminated" in self.state
+
+    @property
+    def exit_code(self) -> int | None:
+        if not self.terminated:
+            return None
+        return int(self.state["terminated"]["exitCode"])
+
+    def status(self) -> JSON:
+        out: JSON = {
+            "name": self.name,
+            "image": normalize_image(self.image),
+            "imageID": image_id(self.image) if self.container_id else "",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": self.started,
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+
+def terminated_state(
+    exit_code: int, started_at: str | None, finished_at: str, cid: str | None, message: str = ""
+) -> JSON:
+    """``state.terminated`` with the reason the runtime gives for an exit code."""
+    state: JSON = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+    }
+    if cid:
+        state["containerID"] = cid
+    if message:
+        state["message"] = message
+    return {"terminated": state}
+
+
+def pod_phase(init: list[ContainerState], app: list[ContainerState], init_failed: bool) -> str:
+    """Pending until the app containers run; Succeeded/Failed once all have stopped for good."""
+    if init_failed:
+        return "Failed"
+    if not app or any(not c.terminated for c in init):
+        return "Pending"
+    if all(c.terminated for c in app):
+        return "Succeeded" if all(c.exit_code == 0 for c in app) else "Failed"
+    if any(c.running or c.restart_count > 0 or c.terminated for c in app):
+        return "Running"
+    return "Pending"
+
+
+def _condition(kind: str, ok: bool, now: str, reason: str = "", message: str = "") -> JSON:
+    condition: JSON = {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": now,
+    }
+    if reason and (not ok or reason == "PodCompleted"):
+        condition["reason"] = reason
+    if not ok and message:
+        condition["message"] = message
+    return condition
+
+
+def pod_conditions(
+    existing: Iterable[JSON],
+    *,
+    sandbox_ready: bool,
+    init: list[ContainerState],
+    app: list[ContainerState],
+    phase: str,
+    now: str,
+) -> list[JSON]:
+    """The kubelet's conditions; others (DisruptionTarget) and unchanged transition times stay."""
+    existing = list(existing)
+    pending_init = [c.name for c in init if not (c.terminated and c.exit_code == 0)]
+    unready = [c.name for c in app if not c.ready]
+    completed = phase in ("Succeeded", "Failed")
+    ready_reason = "PodCompleted" if completed else "ContainersNotReady"
+    ready_message = "" if completed else f"containers with unready status: [{' '.join(unready)}]"
+    init_reason = "PodCompleted" if completed and not pending_init else "ContainersNotInitialized"
+    init_message = f"containers with incomplete status: [{' '.join(pending_init)}]"
+    mine = {
+        "PodReadyToStartContainers": _condition("PodReadyToStartContainers", sandbox_ready, now),
+        "Initialized": _condition(
+            "Initialized",
+            not pending_init,
+            now,
+            init_reason,
+            "" if not pending_init else init_message,
+        ),
+        "Ready": _condition(
+            "Ready", not unready and not completed, now, ready_reason, ready_message
+        ),
+        "ContainersReady": _condition(
+            "ContainersReady", not unready and not completed, now, ready_reason, ready_message
+        ),
+        "PodScheduled": _condition("PodScheduled", True, now),
+    }
+    old = {c.get("type"): c for c in existing}
+    out = []
+    for kind in KUBELET_CONDITIONS:
+        condition = mine[kind]
+        previous = old.get(kind)
+        if previous is not None and previous.get("status") == condition["status"]:
+            condition["lastTransitionTime"] = previous.get("lastTransitionTime", now)
+        out.append(condition)
+    out.extend(c for c in existing if c.get("type") not in mine)
+    return out

@@ -1,0 +1,123 @@
+"""Containers as local processes: start, signal, wait, and readiness probes against the pod IP.
+
+Each process runs in its own session (its own process group), so stopping a container signals
+everything it started, the way a container runtime stops a whole container. Output goes to a
+log file the API's ``log`` subresource reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+# kubelet-style exit code of a process ended by a signal: 128 + signal number
+_SIGNAL_BASE = 128
+
+
+class StartError(Exception):
+    """The runtime could not start the container (reported as ``StartError``, exit code 128)."""
+
+
+class LocalProcess:
+    """One running container process."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self.pid = process.pid
+
+    @classmethod
+    async def start(
+        cls, argv: list[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
+    ) -> LocalProcess:
+        """Start ``argv``; StartError when the executable is missing or cannot run."""
+        if not argv:
+            raise StartError("no command to run")
+        executable = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
+        if executable is None:
+            raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    executable,
+                    *argv[1:],
+                    cwd=str(cwd),
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise StartError(f'exec: "{argv[0]}": {exc.strerror or exc}') from exc
+        return cls(process)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.returncode is None
+
+    async def wait(self) -> int:
+        """Wait for the exit; a death by signal N is reported as 128 + N like the runtime does."""
+        code = await self._process.wait()
+        return _SIGNAL_BASE - code if code < 0 else code
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Signal the whole process group (the container), ignoring one that is already gone."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def resolve_port(port: Any, container: JSON) -> int | None:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    return None
+
+
+async def probe_once(probe: JSON, host: str, container: JSON, timeout: float = 1.0) -> bool:
+    """One ``httpGet`` (2xx/3xx) or ``tcpSocket`` check; probe kinds we cannot run pass."""
+    if "httpGet" in probe:
+        action = probe["httpGet"]
+    elif "tcpSocket" in probe:
+        action = probe["tcpSocket"]
+    else:
+        return True
+    port = resolve_port(action.get("port"), container)
+    if port is None:
+        return False
+    target = action.get("host") or host
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        if "tcpSocket" in probe:
+            return True
+        path = action.get("path") or "/"
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {target}:{port}\r\nUser-Agent: kube-probe/1.33\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line.split()
+        return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
