@@ -131,3 +131,58 @@ async def test_rest_api_with_bad_options_gets_400_and_no_pod(hub: Any, emulator:
     assert response.status_code == 400, response.text
     assert "image 'evil/miner:latest' is not available to you" in response.json()["message"]
     assert emulator.objects("Pod", NS) == []
+
+
+async def _spawn_page(app: Any, name: str, *groups: str) -> tuple[Any, dict[str, Any], str]:
+    """Log in through the hub's login page and fetch the spawn form, as a browser would."""
+    from bs4 import BeautifulSoup
+    from jupyterhub.tests.utils import async_requests, public_host
+
+    user = _user(app, name, *groups)
+    cookies = await app.login_user(name)
+    response = await async_requests.get(
+        public_host(app) + app.hub.base_url + "spawn", cookies=cookies
+    )
+    response.raise_for_status()
+    form = BeautifulSoup(response.text, "html.parser").find("form")
+    assert form is not None, response.text
+    return user, cookies, public_host(app) + str(form["action"])
+
+
+async def test_a_browser_form_post_starts_the_server(hub: Any, emulator: Emulator) -> None:
+    from jupyterhub.tests.utils import async_requests
+
+    user, cookies, action = await _spawn_page(hub, "erin", "ml-infn")
+    response = await async_requests.post(
+        action,
+        cookies=cookies,
+        data={
+            "image": "cuda-ml",
+            "cpu": "4",
+            "memory": "16Gi",
+            "accelerator": "a30",
+            "count": "1",
+            "server": "",
+        },
+    )
+    response.raise_for_status()
+    await _until(lambda: emulator.objects("Pod", NS), timeout=20)
+    pod = emulator.objects("Pod", NS)[0]
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert user.spawner.user_options["accelerator"] == "a30"
+
+
+async def test_a_tampered_form_post_is_refused_with_the_form_again(
+    hub: Any, emulator: Emulator
+) -> None:
+    from jupyterhub.tests.utils import async_requests
+
+    _, cookies, action = await _spawn_page(hub, "mallory", "cms")
+    response = await async_requests.post(
+        action,
+        cookies=cookies,
+        data={"image": "base", "cpu": "64", "memory": "4Gi", "accelerator": "none"},
+    )
+    assert "cpu 64 is not allowed; choose one of: 1, 2, 4, 8" in response.text
+    assert 'name="accelerator"' in response.text  # the form is shown again
+    assert emulator.objects("Pod", NS) == []
