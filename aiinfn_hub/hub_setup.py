@@ -11,5 +11,5 @@ def configure_hub(c: Any, platform_config_file: str) -> None:
 
     c.JupyterHub.spawner_class = "aiinfn"
     c.AIInfnSpawner.platform_config_file = platform_config_file
-    existing = list(c.JupyterHub.extra_handlers or [])
-    c.JupyterHub.extra_handlers = existing + extra_handlers()
+    # a list set earlier is extended; on a fresh Config this is traitlets' lazy ``extend``
+    c.JupyterHub.extra_handlers.extend(extra_handlers())

@@ -272,3 +272,57 @@ def test_pod_settings_without_accelerator() -> None:
     assert s["extra_resource_limits"] == {} and s["node_affinity_required"] == []
     assert "priority_class_name" not in s
     assert s["extra_labels"]["aiinfn.infn.it/accelerator"] == "none"
+
+
+_form_values = st.lists(
+    st.one_of(
+        st.text(max_size=10),
+        st.sampled_from(
+            ["t4", "a100", "cuda-ml", "base", "qml", "16", "2", "8Gi", "none", "server-b", "-1"]
+        ),
+    ),
+    min_size=0,
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*FIELDS, "_xsrf", "gpus"]), _form_values, max_size=7))
+def test_tampered_form_posts_are_refused_or_allowed(form: dict[str, list[str]]) -> None:
+    """Whatever a browser (or curl) posts: an allowed choice, or OptionsError, nothing else."""
+    try:
+        choice = validate_options(form_to_options(form), CONFIG, CMS, _availability(free=2))
+    except OptionsError:
+        return
+    assert choice.image in policy.allowed_images(CONFIG, CMS)
+    assert choice.cpu in policy.allowed_cpus(CONFIG, CMS)
+    if choice.accelerator is not None:
+        assert choice.accelerator in policy.allowed_accelerators(CONFIG, CMS)
+
+
+def test_form_rendering_from_a_fixed_inventory() -> None:
+    from aiinfn_hub.spawner.spawner import render_form
+
+    models = [m for m in _availability(free=0) if m.name in ("t4", "a30")]
+    previous = {"image": "cuda-ml", "cpu": 4, "memory": "16Gi", "accelerator": "a30"}
+    html = render_form(CONFIG, CMS, models, previous)
+    assert 'value="cuda-ml" checked' in html
+    assert '<option value="4" selected>' in html and '<option value="16Gi" selected>' in html
+    assert "0 of 4 free" in html and "Unavailable: all 4 in use." in html
+    assert 'id="accelerator-t4"' in html and "disabled" in html
+    assert 'value="qml"' not in html  # not one of cms's images
+    assert "server-a (0/2), server-b (0/2)" in html
+
+
+def test_configure_hub_wires_spawner_and_handler() -> None:
+    from traitlets.config import Config
+
+    from aiinfn_hub.hub_setup import configure_hub
+    from aiinfn_hub.spawner.handlers import AcceleratorsHandler
+
+    c = Config()
+    configure_hub(c, "/etc/aiinfn/platform.yaml")
+    assert c.JupyterHub.spawner_class == "aiinfn"
+    assert c.AIInfnSpawner.platform_config_file == "/etc/aiinfn/platform.yaml"
+    handlers = c.JupyterHub.extra_handlers.get_value([("/existing", object)])
+    assert handlers == [("/existing", object), (r"/api/aiinfn/accelerators", AcceleratorsHandler)]
