@@ -257,7 +257,9 @@ def test_pod_settings_for_a_gpu_server() -> None:
         }
     ]
     assert s["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        # ml-infn members may use nodes reserved for ml-infn
+        {"key": "reserved", "operator": "Equal", "value": "ml-infn", "effect": "NoSchedule"},
     ]
     assert s["priority_class_name"] == "notebook"
     assert s["extra_labels"]["aiinfn.infn.it/accelerator"] == "a100"

@@ -48,6 +48,7 @@ def pod_settings(
     user: UserContext,
     *,
     priority_class: str | None,
+    reserved_key: str = "reserved",
 ) -> dict[str, Any]:
     """KubeSpawner trait values for ``choice`` (image, resources, placement, security)."""
     fraction = config.resources.guarantee_fraction
@@ -88,4 +89,9 @@ def pod_settings(
             t.model_dump(by_alias=True, exclude_defaults=True) | {"operator": t.operator}
             for t in model.tolerations
         ]
+    # nodes reserved for one of the user's projects (taint <reserved_key>=<project>) accept them
+    settings["tolerations"] += [
+        {"key": reserved_key, "operator": "Equal", "value": name, "effect": "NoSchedule"}
+        for name, _ in user.projects(config)
+    ]
     return settings

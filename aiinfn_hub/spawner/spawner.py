@@ -157,9 +157,14 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             self.log.warning("Refusing options of %s: %s", self.user.name, exc)
             raise web.HTTPError(400, _escape(str(exc))) from exc
         self.user_options = choice.to_user_options()
-        for trait, value in pod_settings(
-            choice, config, user, priority_class=self.notebook_priority_class or None
-        ).items():
+        settings = pod_settings(
+            choice,
+            config,
+            user,
+            priority_class=self.notebook_priority_class or None,
+            reserved_key=self.reserved_node_key,
+        )
+        for trait, value in settings.items():
             setattr(self, trait, value)
 
 

@@ -188,3 +188,24 @@ async def test_a_tampered_form_post_is_refused_with_the_form_again(
     assert "cpu 64 is not allowed; choose one of: 1, 2, 4, 8" in response.text
     assert 'name="accelerator"' in response.text  # the form is shown again
     assert emulator.objects("Pod", NS) == []
+
+
+async def test_reserved_nodes_serve_only_their_project(hub: Any, emulator: Emulator) -> None:
+    def reserve() -> None:
+        import copy
+
+        from aiinfn_hub.dev.emulator.resources import NODES
+
+        node = copy.deepcopy(emulator.store.get(NODES, None, "server-2"))
+        node["spec"]["taints"] = [{"key": "reserved", "value": "cms", "effect": "NoSchedule"}]
+        emulator.store.update(NODES, node)
+
+    emulator.call(reserve)
+    outsider = _user(hub, "olga", "ml-infn")
+    member = _user(hub, "mario", "cms")
+    assert await _free(hub, outsider, "rtx5000") == 0  # not offered: reserved for cms
+    assert await _free(hub, member, "rtx5000") == 2
+    member.spawner.user_options = {"image": "cuda-ml", "accelerator": "rtx5000"}
+    await member.spawner.start()
+    pod = emulator.objects("Pod", NS)[0]
+    assert pod["spec"]["nodeName"] == "server-2" and pod["status"]["phase"] == "Running"
