@@ -41,7 +41,8 @@ async def test_running_pod_status_is_complete_and_fits_the_typed_model(
     assert status["podIP"].startswith("127.0.") and status["podIP"] != "127.0.0.1"
     assert status["podIPs"] == [{"ip": status["podIP"]}]
     assert status["hostIP"] == "127.1.0.7" and status["hostIPs"] == [{"ip": "127.1.0.7"}]
-    assert status["startTime"].endswith("Z") and status["qosClass"] == "Burstable"
+    # QoS counts only cpu and memory: a GPU-only limit leaves the pod BestEffort.
+    assert status["startTime"].endswith("Z") and status["qosClass"] == "BestEffort"
     assert [(c["type"], c["status"]) for c in status["conditions"]] == [
         ("PodReadyToStartContainers", "True"),
         ("Initialized", "True"),

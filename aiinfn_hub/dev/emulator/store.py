@@ -220,6 +220,10 @@ class Store:
         if watcher in self._watchers:
             self._watchers.remove(watcher)
 
+    def open_watchers(self, rt: ResourceType | None = None) -> tuple[Watcher, ...]:
+        """The open watches (all, or of one resource): for fault injection and tests."""
+        return tuple(w for w in self._watchers if rt is None or w.rt.key == rt.key)
+
     def close_watchers(self, rt: ResourceType | None = None) -> None:
         """End open watch streams (all, or of one resource), e.g. at shutdown."""
         for watcher in list(self._watchers):

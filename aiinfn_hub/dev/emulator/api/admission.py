@@ -1,23 +1,33 @@
-"""Defaulting and admission on create, as the real API server's defaulters and plugins do.
+"""Defaulting and admission, as the real API server's defaulters and admission plugins do.
 
-Pods get the scheduler, restart, DNS, service account, priority and toleration defaults and a
-Pending status with their QoS class; Jobs get their selector and pod-template labels; Services
-a cluster IP; Secrets fold ``stringData`` into ``data``.
+Two steps, as in kube-apiserver:
+
+- ``apply_defaults``: the per-version defaulters (``SetDefaults_Pod``, ``SetDefaults_Job``...),
+  run on every decoded body, creates and updates alike;
+- ``admit_create``: what admission plugins and create strategies add to a new object (service
+  account, priority, default tolerations, the Job selector, a Service's cluster IP, a fresh
+  status).
+
+``default_on_create`` runs both; controllers that create objects straight in the store (the Job
+controller's pods) call it so their objects look like ones that went through the API.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 import itertools
 from typing import Any
 
+from ....kube.quantity import parse_quantity
 from ..errors import ApiError
-from ..resources import JOBS, PODS, PRIORITYCLASSES, SERVICES, ResourceType
+from ..resources import JOBS, NAMESPACES, PODS, PRIORITYCLASSES, SERVICES, ResourceType
 from ..store import Store
 
 JSON = dict[str, Any]
 _SERVICE_NET = ipaddress.ip_network("10.96.0.0/12")
+# .1 is the kubernetes service's address on a real cluster
 _service_ips = itertools.count(10)
 DEFAULT_TOLERATIONS = [
     {
@@ -33,59 +43,113 @@ DEFAULT_TOLERATIONS = [
         "tolerationSeconds": 300,
     },
 ]
+# resources that take part in the pod's QoS class (hugepages too; GPUs and other extended
+# resources do not)
+_QOS_RESOURCES = ("cpu", "memory")
 
 
 def default_on_create(store: Store, rt: ResourceType, obj: JSON) -> None:
-    """Apply the defaults of ``rt`` to a new object in place (403 for admission refusals)."""
-    if rt.kind == "Pod":
-        _default_pod_spec(obj.setdefault("spec", {}))
-        _admit_pod(store, obj)
-        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj["spec"])}
-    elif rt.kind == "Job":
-        _default_job(obj)
-    elif rt.kind == "Service":
-        _default_service(obj.setdefault("spec", {}))
+    """Defaults plus create-time admission of ``rt`` on a new object, in place.
+
+    Raises ``ApiError`` 403 when an admission plugin refuses the object (unknown
+    PriorityClass). A Job needs its ``metadata.uid`` set first: its selector is made from it.
+    """
+    apply_defaults(rt, obj)
+    admit_create(store, rt, obj)
+
+
+# -- defaulters -------------------------------------------------------------------------------
+def apply_defaults(rt: ResourceType, obj: JSON) -> None:
+    """The versioned defaulters of ``rt``, applied to a decoded body in place."""
+    if rt.key == PODS.key:
+        _default_pod_spec(_dict_at(obj, "spec"))
+    elif rt.key == JOBS.key:
+        _default_job_spec(_dict_at(obj, "spec"))
+    elif rt.key == SERVICES.key:
+        _default_service_spec(_dict_at(obj, "spec"))
     elif rt.kind == "Secret":
         fold_string_data(obj)
         obj.setdefault("type", "Opaque")
-    elif rt.kind == "Namespace":
-        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-        obj["status"] = {"phase": "Active"}
-        labels = obj["metadata"].setdefault("labels", {})
-        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif rt.key == NAMESPACES.key:
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif rt.kind == "PersistentVolumeClaim":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("volumeMode", "Filesystem")
-        obj["status"] = {"phase": "Pending"}
-    elif rt.kind == "PriorityClass":
+        _dict_at(obj, "spec").setdefault("volumeMode", "Filesystem")
+    elif rt.key == PRIORITYCLASSES.key:
         obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    elif rt.kind == "Event":
+        _default_event(obj)
+
+
+def _default_event(event: JSON) -> None:
+    """Fields Go always encodes: zero timestamps as null, empty strings and structs as such.
+
+    Clients depend on it: KubeSpawner's event reflector reads ``lastTimestamp`` and
+    ``eventTime`` from every event.
+    """
+    for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
+        event.setdefault(key, None)
+    event.setdefault("reportingComponent", "")
+    event.setdefault("reportingInstance", "")
+    if not isinstance(event.get("source"), dict):
+        event["source"] = {}
+    if not isinstance(event.get("involvedObject"), dict):
+        event["involvedObject"] = {}
 
 
 def fold_string_data(obj: JSON) -> None:
     """Secrets: ``stringData`` is write-only sugar merged into base64 ``data``."""
     string_data = obj.pop("stringData", None) or {}
     if string_data:
-        data = obj.setdefault("data", {})
+        data = obj.get("data") or {}
+        obj["data"] = data
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _dict_at(obj: JSON, key: str) -> JSON:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        value = {}
+        obj[key] = value
+    return value
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("scheme", "HTTP")
 
 
 def _default_container(container: JSON) -> None:
     container.setdefault("terminationMessagePath", "/dev/termination-log")
     container.setdefault("terminationMessagePolicy", "File")
-    image = container.get("image", "")
-    tag = image.rsplit("/", 1)[-1]
-    latest = "@" not in image and (":" not in tag or tag.endswith(":latest"))
-    container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-    container.setdefault("resources", {})
-    for port in container.get("ports") or []:
-        port.setdefault("protocol", "TCP")
+    image = str(container.get("image") or "")
+    last = image.rsplit("/", 1)[-1]
+    untagged_or_latest = "@" not in image and (":" not in last or last.endswith(":latest"))
+    container.setdefault("imagePullPolicy", "Always" if untagged_or_latest else "IfNotPresent")
+    if not isinstance(container.get("resources"), dict):
+        container["resources"] = {}
     resources = container["resources"]
-    # requests default to limits when only limits are given
+    # requests default to the limits given (SetDefaults_Pod)
     if resources.get("limits"):
-        requests = resources.setdefault("requests", {})
+        requests = resources.get("requests") or {}
         for key, value in resources["limits"].items():
             requests.setdefault(key, value)
+        resources["requests"] = requests
+    for port in container.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+    for env in container.get("env") or []:
+        field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(env, dict) else None
+        if isinstance(field_ref, dict):
+            field_ref.setdefault("apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(container.get(probe))
 
 
 def _default_pod_spec(spec: JSON) -> None:
@@ -97,20 +161,87 @@ def _default_pod_spec(spec: JSON) -> None:
     spec.setdefault("enableServiceLinks", True)
     for group in ("initContainers", "containers"):
         for container in spec.get(group) or []:
-            _default_container(container)
+            if isinstance(container, dict):
+                _default_container(container)
     for volume in spec.get("volumes") or []:
-        for source in ("secret", "configMap"):
-            if source in volume:
+        if not isinstance(volume, dict):
+            continue
+        for source in ("secret", "configMap", "downwardAPI", "projected"):
+            if isinstance(volume.get(source), dict):
                 volume[source].setdefault("defaultMode", 420)
         if "emptyDir" in volume and volume["emptyDir"] is None:
             volume["emptyDir"] = {}
 
 
+def _default_job_spec(spec: JSON) -> None:
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault(
+        "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
+    )
+    if spec.get("manualSelector") is None:
+        spec.pop("manualSelector", None)
+    template = _dict_at(spec, "template")
+    _default_pod_spec(_dict_at(template, "spec"))
+
+
+def _default_service_spec(spec: JSON) -> None:
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+
+
+# -- create-time admission --------------------------------------------------------------------
+def admit_create(store: Store, rt: ResourceType, obj: JSON) -> None:
+    """What admission plugins and create strategies add to a new object."""
+    if rt.key == PODS.key:
+        _admit_pod(store, obj)
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj["spec"])}
+    elif rt.key == JOBS.key:
+        _admit_job(obj)
+        obj["status"] = {}
+    elif rt.key == SERVICES.key:
+        _allocate_cluster_ip(obj["spec"])
+        obj["status"] = {"loadBalancer": {}}
+    elif rt.key == NAMESPACES.key:
+        obj["status"] = {"phase": "Active"}
+        labels = obj["metadata"].get("labels") or {}
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"]["labels"] = labels
+    elif rt.kind == "PersistentVolumeClaim":
+        obj["status"] = {"phase": "Pending"}
+
+
 def _admit_pod(store: Store, pod: JSON) -> None:
     spec = pod["spec"]
     name = pod["metadata"].get("name") or pod["metadata"].get("generateName", "")
-    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-    spec["serviceAccountName"] = spec["serviceAccount"] = sa
+    # ServiceAccount plugin: the deprecated serviceAccount mirrors serviceAccountName
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    spec["serviceAccountName"] = spec["serviceAccount"] = account
+    _admit_priority(store, spec, name)
+    # DefaultTolerationSeconds plugin: tolerate a not-ready/unreachable node for 5 minutes
+    tolerations = spec.get("tolerations") or []
+    for default_toleration in DEFAULT_TOLERATIONS:
+        if not any(
+            isinstance(t, dict)
+            and (t.get("key") == default_toleration["key"] or _tolerates_everything(t))
+            and t.get("effect") in (None, "", "NoExecute")
+            for t in tolerations
+        ):
+            tolerations.append(dict(default_toleration))
+    spec["tolerations"] = tolerations
+
+
+def _admit_priority(store: Store, spec: JSON, name: str) -> None:
+    """The Priority plugin: priority and preemption policy come from the PriorityClass only."""
     class_name = spec.get("priorityClassName")
     if class_name:
         pc = store.get(PRIORITYCLASSES, None, class_name)
@@ -118,65 +249,44 @@ def _admit_pod(store: Store, pod: JSON) -> None:
             raise ApiError.forbidden(
                 f'pods "{name}" is forbidden: no PriorityClass with name {class_name} was found'
             )
-        spec["priority"] = pc["value"]
-        spec["preemptionPolicy"] = pc.get("preemptionPolicy", "PreemptLowerPriority")
     else:
-        default = next((pc for pc in store.list(PRIORITYCLASSES) if pc.get("globalDefault")), None)
-        if default is not None:
-            spec["priorityClassName"] = default["metadata"]["name"]
-            spec["priority"] = default["value"]
-            spec.setdefault(
-                "preemptionPolicy", default.get("preemptionPolicy", "PreemptLowerPriority")
-            )
-        else:
-            spec.setdefault("priority", 0)
-            spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    tolerations = spec.setdefault("tolerations", [])
-    for default_toleration in DEFAULT_TOLERATIONS:
-        if not any(
-            t.get("key") == default_toleration["key"] and t.get("effect") in (None, "NoExecute")
-            for t in tolerations
-        ):
-            tolerations.append(dict(default_toleration))
+        pc = next((c for c in store.list(PRIORITYCLASSES) if c.get("globalDefault")), None)
+    priority = int(pc["value"]) if pc is not None else 0
+    policy = (pc or {}).get("preemptionPolicy") or "PreemptLowerPriority"
+    given = spec.get("priority")
+    if given is not None and given != priority:
+        raise ApiError.forbidden(
+            f'pods "{name}" is forbidden: the integer value of priority ({given}) must not be '
+            f"provided in pod spec; priority admission controller computed {priority} from the "
+            "given PriorityClass name"
+        )
+    given_policy = spec.get("preemptionPolicy")
+    if given_policy is not None and given_policy != policy:
+        raise ApiError.forbidden(
+            f'pods "{name}" is forbidden: the string value of PreemptionPolicy ({given_policy}) '
+            f"must not be provided in pod spec; priority admission controller computed {policy} "
+            "from the given PriorityClass name"
+        )
+    if pc is not None:
+        spec["priorityClassName"] = pc["metadata"]["name"]
+    spec["priority"] = priority
+    spec["preemptionPolicy"] = policy
 
 
-def qos_class(spec: JSON) -> str:
-    """Guaranteed, Burstable or BestEffort, as the kubelet computes it."""
-    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests = resources.get("requests") or {}
-        limits = resources.get("limits") or {}
-        if requests or limits:
-            any_set = True
-        for res in ("cpu", "memory"):
-            if res not in limits or requests.get(res, limits[res]) != limits[res]:
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+def _tolerates_everything(toleration: JSON) -> bool:
+    return not toleration.get("key") and toleration.get("operator") == "Exists"
 
 
-def _default_job(job: JSON) -> None:
-    spec = job.setdefault("spec", {})
+def _admit_job(job: JSON) -> None:
+    """The Job strategy: a selector on the Job's own uid and the matching template labels."""
+    spec = job["spec"]
     uid = job["metadata"]["uid"]
     name = job["metadata"]["name"]
-    if "completions" not in spec and "parallelism" not in spec:
-        spec["completions"] = 1
-    spec.setdefault("parallelism", 1)
-    spec.setdefault("backoffLimit", 6)
-    spec.setdefault("completionMode", "NonIndexed")
-    spec.setdefault("suspend", False)
-    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
-    spec.setdefault("manualSelector", None)
-    if spec["manualSelector"] is None:
-        del spec["manualSelector"]
     if not spec.get("manualSelector"):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-    template = spec.setdefault("template", {})
-    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    template = spec["template"]
+    meta = _dict_at(template, "metadata")
+    labels = meta.get("labels") or {}
     labels.update(
         {
             "batch.kubernetes.io/controller-uid": uid,
@@ -185,28 +295,102 @@ def _default_job(job: JSON) -> None:
             "job-name": name,
         }
     )
-    _default_pod_spec(template.setdefault("spec", {}))
-    job["status"] = {}
+    meta["labels"] = labels
 
 
-def _default_service(spec: JSON) -> None:
-    spec.setdefault("type", "ClusterIP")
-    spec.setdefault("sessionAffinity", "None")
+def _allocate_cluster_ip(spec: JSON) -> None:
+    if spec.get("type") == "ExternalName":
+        return
     if spec.get("clusterIP") != "None":
         spec.setdefault("clusterIP", str(_SERVICE_NET[next(_service_ips)]))
     spec.setdefault("clusterIPs", [spec["clusterIP"]])
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
-    spec.setdefault("internalTrafficPolicy", "Cluster")
-    for port in spec.get("ports") or []:
-        port.setdefault("protocol", "TCP")
-        port.setdefault("targetPort", port.get("port"))
 
 
-def needs_uid_first(rt: ResourceType) -> bool:
-    """Jobs derive their selector from their own uid, so defaulting runs after it is known."""
-    return rt.key == JOBS.key
+# -- updates ----------------------------------------------------------------------------------
+def carry_over_on_update(rt: ResourceType, old: JSON, new: JSON) -> None:
+    """Keep what create-time admission set when an update body leaves it out.
+
+    Clients that PUT a hand-written body (not a read-modify-write) omit the service account,
+    priority, default tolerations, a Job's generated selector and template labels, or a
+    Service's allocated IPs. The real server restores the allocated IPs itself and would
+    otherwise refuse the update as changing immutable fields; keeping them lets such updates
+    through when nothing else changed.
+    """
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec")
+    if not isinstance(new_spec, dict):
+        return
+    if rt.key == PODS.key:
+        for key in ("serviceAccountName", "serviceAccount", "priority", "preemptionPolicy"):
+            if key in old_spec:
+                new_spec.setdefault(key, old_spec[key])
+        if "priorityClassName" in old_spec:
+            new_spec.setdefault("priorityClassName", old_spec["priorityClassName"])
+        if "tolerations" not in new_spec and "tolerations" in old_spec:
+            new_spec["tolerations"] = copy.deepcopy(old_spec["tolerations"])
+    elif rt.key == JOBS.key:
+        if "selector" not in new_spec and "selector" in old_spec:
+            new_spec["selector"] = copy.deepcopy(old_spec["selector"])
+        old_labels = ((old_spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        template = _dict_at(new_spec, "template")
+        meta = _dict_at(template, "metadata")
+        labels = meta.get("labels") or {}
+        for key in (
+            "batch.kubernetes.io/controller-uid",
+            "controller-uid",
+            "batch.kubernetes.io/job-name",
+            "job-name",
+        ):
+            if key in old_labels:
+                labels.setdefault(key, old_labels[key])
+        if labels:
+            meta["labels"] = labels
+    elif rt.key == SERVICES.key:
+        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if key in old_spec:
+                new_spec.setdefault(key, copy.deepcopy(old_spec[key]))
 
 
-# the kinds whose main-resource writes keep the stored status (status comes via /status)
-STATUS_KINDS = {PODS.key, JOBS.key, SERVICES.key}
+# -- QoS --------------------------------------------------------------------------------------
+def qos_class(spec: JSON) -> str:
+    """Guaranteed, Burstable or BestEffort, computed as Kubernetes does (``GetPodQOS``).
+
+    Only cpu, memory and hugepages count. Requests and limits are summed over all containers (init
+    containers included); Guaranteed needs every container to limit both, and the sums of
+    requests and limits to be equal.
+    """
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    for container in containers:
+        resources = container.get("resources") or {}
+        for name, value in (resources.get("requests") or {}).items():
+            quantity = _positive_quantity(name, value)
+            if quantity is not None:
+                requests[name] = requests.get(name, 0) + quantity
+        limited = set()
+        for name, value in (resources.get("limits") or {}).items():
+            quantity = _positive_quantity(name, value)
+            if quantity is not None:
+                limited.add(name)
+                limits[name] = limits.get(name, 0) + quantity
+        if not limited.issuperset(_QOS_RESOURCES):
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    equal = all(limits.get(name) == value for name, value in requests.items())
+    if guaranteed and equal and len(requests) == len(limits):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def _positive_quantity(name: str, value: Any) -> Any:
+    if name not in _QOS_RESOURCES and not name.startswith("hugepages-"):
+        return None
+    try:
+        quantity = parse_quantity(value)
+    except ValueError:
+        return None
+    return quantity if quantity > 0 else None

@@ -11,6 +11,7 @@ KUBERNETES_VERSION = "v1.33.2"
 
 
 def version_info() -> JSON:
+    """``/version``: the Kubernetes version the emulator claims to be."""
     major, minor, _ = KUBERNETES_VERSION.lstrip("v").split(".")
     return {
         "major": major,
@@ -26,6 +27,7 @@ def version_info() -> JSON:
 
 
 def core_versions() -> JSON:
+    """``/api``: the legacy core group's versions."""
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -43,6 +45,7 @@ def _groups() -> dict[str, list[str]]:
 
 
 def api_group(group: str) -> JSON | None:
+    """``/apis/{group}``; None for a group the emulator does not serve."""
     versions = _groups().get(group)
     if versions is None:
         return None
@@ -58,6 +61,7 @@ def api_group(group: str) -> JSON | None:
 
 
 def api_group_list() -> JSON:
+    """``/apis``: every named group with its versions."""
     groups = [api_group(g) for g in _groups()]
     for g in groups:
         assert g is not None
@@ -99,6 +103,7 @@ def _resource_entry(rt: ResourceType) -> list[JSON]:
 
 
 def resource_list(group: str, version: str) -> JSON | None:
+    """``/api/v1`` or ``/apis/{group}/{version}``: resources, verbs and subresources."""
     types = [rt for rt in RESOURCE_TYPES if rt.group == group and version in rt.versions]
     if not types:
         return None

@@ -73,7 +73,7 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
                 result[key] = merged
         return result
     if isinstance(patch, list) and field in MERGE_KEYS and isinstance(target, list):
-        return _merge_list(target, patch, MERGE_KEYS[field])
+        return _merge_list(target, patch, _merge_key(field, target, patch))
     if isinstance(patch, list):
         return [
             {k: v for k, v in item.items() if k != "$patch"} if isinstance(item, dict) else item
@@ -81,6 +81,16 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
             if not (isinstance(item, dict) and item.get("$patch") == "delete")
         ]
     return copy.deepcopy(patch)
+
+
+def _merge_key(field: str, target: list[Any], patch: list[Any]) -> str:
+    """The merge key of a list; ``ports`` merge by containerPort in pods, by port in Services."""
+    key = MERGE_KEYS[field]
+    if field == "ports":
+        items = [i for i in target + patch if isinstance(i, dict)]
+        if items and not any("containerPort" in i for i in items):
+            key = "port"
+    return key
 
 
 def _merge_list(target: list[Any], patch: list[Any], key: str) -> list[Any]:

@@ -87,6 +87,7 @@ def parse_label_selector(selector: str | None) -> list[Requirement]:
 
 
 def labels_match(requirements: list[Requirement], obj: JSON) -> bool:
+    """Whether ``obj``'s labels satisfy every requirement (an empty selector matches all)."""
     labels = obj.get("metadata", {}).get("labels") or {}
     return all(r.matches(labels) for r in requirements)
 
