@@ -15,7 +15,7 @@ import jinja2
 from kubernetes_asyncio import client
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 
 from ..config import PlatformConfig, load_platform_config
 from ..inventory import ModelAvailability
@@ -25,6 +25,7 @@ from . import policy
 from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_options
 from .pod_settings import pod_settings
 from .policy import UserContext
+from .token_secret import token_secret_manifest, token_secret_name
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
@@ -94,6 +95,18 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         help="""Seconds to wait for the first list of nodes and pods before the form or a
         start is refused with a message to retry.""",
     )
+
+    storage_token_secret = Bool(
+        True,
+        config=True,
+        help="""Keep the user's storage token (from the authenticator's encrypted auth_state)
+        in the Secret `aiinfn-token-<user>` of the spawner's namespace while the user has a
+        server: written at spawn, rewritten at the spawner poll after each renewal, deleted
+        when the user's last server stops. Needs an authenticator with `storage_token()`
+        (`IAMAuthenticator`); with others nothing is written.""",
+    )
+
+    _token_written: str | None = None  # the token last written to the Secret by this spawner
 
     # -- context ---------------------------------------------------------------------------
     @property
@@ -166,6 +179,73 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         )
         for trait, value in settings.items():
             setattr(self, trait, value)
+
+    # -- token Secret ------------------------------------------------------------------------
+    async def start(self) -> Any:
+        await self.write_token_secret()
+        return await super().start()
+
+    async def poll(self) -> int | None:
+        status: int | None = await super().poll()
+        if status is None:
+            try:
+                await self.keep_token_fresh()
+            except Exception as exc:  # a poll must never fail because of the token
+                self.log.warning("Token upkeep for %s failed: %s", self.user.name, exc)
+        return status
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        others = [s for s in self.user.spawners.values() if s is not self and s.active]
+        if not others:
+            await self.delete_token_secret()
+
+    def _storage_token(self, auth_state: dict[str, Any] | None) -> tuple[str, float] | None:
+        getter = getattr(self.authenticator, "storage_token", None)
+        if not self.storage_token_secret or getter is None:
+            return None
+        token: tuple[str, float] | None = getter(auth_state)
+        return token
+
+    async def keep_token_fresh(self) -> None:
+        """Renew the user's tokens when they near expiry, then bring the Secret up to date."""
+        if not self.storage_token_secret or not hasattr(self.authenticator, "storage_token"):
+            return
+        refreshed = await self.authenticator.refresh_user(self.user)
+        if refreshed is False:
+            self.log.info("Tokens of %s cannot be renewed until they sign in again", self.user.name)
+            return
+        await self.write_token_secret()
+
+    async def write_token_secret(self) -> None:
+        """Create or replace the token Secret if the token changed since the last write."""
+        found = self._storage_token(await self.user.get_auth_state())
+        if found is None:
+            return
+        token, expires_at = found
+        if self._token_written == token:
+            return
+        body = token_secret_manifest(self.user.name, self.namespace, token, expires_at)
+        name = body["metadata"]["name"]
+        try:
+            await self.api.create_namespaced_secret(self.namespace, body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            await self.api.replace_namespaced_secret(name, self.namespace, body)
+        self._token_written = token
+        self.log.info("Token Secret %s of %s written", name, self.user.name)
+
+    async def delete_token_secret(self) -> None:
+        name = token_secret_name(self.user.name)
+        try:
+            await self.api.delete_namespaced_secret(name, self.namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        else:
+            self.log.info("Token Secret %s of %s deleted", name, self.user.name)
+        self._token_written = None
 
 
 def render_form(

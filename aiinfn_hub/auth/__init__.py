@@ -1,0 +1,5 @@
+"""Login with INDIGO IAM (OpenID Connect): ``IAMAuthenticator``, entry point ``iam``."""
+
+from .authenticator import IAMAuthenticator
+
+__all__ = ["IAMAuthenticator"]

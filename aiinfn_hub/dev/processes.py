@@ -1,0 +1,122 @@
+"""Child processes of the local platform: started in their own session, logged to a file, and
+stopped as a whole group, so Ctrl-C or a failed test leaves no orphan behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Self
+
+
+class ProcessError(RuntimeError):
+    """A child process did not come up; the message names it and the end of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``host:port`` can be bound, to report a busy port before starting anything."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def log_tail(path: Path, limit: int = 3000) -> str:
+    """The last ``limit`` characters of a log file ("" if it does not exist)."""
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except FileNotFoundError:
+        return ""
+
+
+class ManagedProcess:
+    """One child process with its log file; ``stop()`` signals its whole process group."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise ProcessError(f"{self.name}: cannot run {self.argv[0]!r}: {exc}") from None
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``ready`` until it holds; fail early, with the log, if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ProcessError(
+                    f"{self.name} exited (code {self.returncode}) before {what}; "
+                    f"its log {self.log_path} ends with:\n{log_tail(self.log_path)}"
+                )
+            if ready():
+                return
+            time.sleep(0.1)
+        raise ProcessError(
+            f"{self.name} did not get to {what} within {timeout:.0f} s; "
+            f"its log {self.log_path} ends with:\n{log_tail(self.log_path)}"
+        )
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

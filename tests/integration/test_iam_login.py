@@ -1,0 +1,209 @@
+"""IAM login against the real local OpenID provider and a real hub on 127.0.0.1.
+
+The client signs in browser-less: it follows the redirects and submits the provider's login and
+consent forms, as a browser would.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from iam_platform import (
+    EXAMPLES,
+    NAMESPACE,
+    STORAGE_AUDIENCE,
+    Hub,
+    dump,
+    provider_settings,
+    sign_in,
+    start_hub,
+    wait_for,
+)
+
+from aiinfn_hub.dev.emulator.cluster import load_cluster_file
+from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.oidc import LocalOIDCProvider
+from aiinfn_hub.dev.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    state = tmp_path_factory.mktemp("iam")
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"),
+        state_dir=state / "emulator",
+        run_processes=True,
+    ).start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(
+        provider_settings(proxy_port, client_secret), state / "oidc"
+    ).start()
+    running = None
+    try:
+        running = start_hub(
+            state / "hub", emulator, provider, proxy_port=proxy_port, client_secret=client_secret
+        )
+        yield running
+    except BaseException:
+        if running is not None:
+            dump(running)
+        raise
+    finally:
+        if running is not None:
+            running.process.stop()
+        provider.stop()
+        emulator.stop()
+
+
+def test_login_lands_on_the_hub_as_the_user_in_the_iam_groups(hub: Hub) -> None:
+    session, page = sign_in(hub, "alice", "alice-pw")
+    assert page.status_code == 200, page.text[:2000]
+    assert page.url.startswith(f"{hub.url}/hub/")
+    assert "alice" in page.text
+    model = hub.admin_get("/users/alice")
+    # /cms/analysis becomes cms:analysis and implies cms
+    assert sorted(model["groups"]) == ["cms", "cms:analysis"]
+    assert model["admin"] is False
+    # the session cookie works for the user's own API
+    me = session.get(f"{hub.api}/user", timeout=30)
+    assert me.status_code == 403 or me.json()["name"] == "alice"
+
+
+def test_admin_group_members_are_hub_admins(hub: Hub) -> None:
+    _, page = sign_in(hub, "root-admin", "admin-pw")
+    assert page.status_code == 200
+    model = hub.admin_get("/users/root-admin")
+    assert model["admin"] is True and model["groups"] == ["platform-admins"]
+
+
+def test_projects_are_groups_with_their_settings_as_properties(hub: Hub) -> None:
+    sign_in(hub, "bob", "bob-pw")
+    group = hub.admin_get("/groups/lhcb-flashsim")
+    assert group["users"] == ["bob"]
+    assert group["properties"]["displayName"] == "LHCb Flash Simulation"
+    assert group["properties"]["limits"]["maxGpus"] == 1
+    # every configured project exists as a group, even before anyone of it logged in
+    names = {g["name"] for g in hub.admin_get("/groups")}
+    assert {"ml-infn", "cms", "lhcb-flashsim", "qml", "fpga-lab"} <= names
+    assert hub.admin_get("/groups/fpga-lab")["properties"]["storage"]["sharedFolder"] is False
+
+
+def test_auth_state_holds_tokens_and_a_narrower_storage_token(hub: Hub) -> None:
+    sign_in(hub, "alice", "alice-pw")
+    state = hub.auth_state("alice")
+    assert state["access_token"] and state["refresh_token"] and state["id_token"]
+    assert state["oauth_user"]["preferred_username"] == "alice"
+    storage = state["storage_token"]
+    assert storage["audience"] == STORAGE_AUDIENCE
+    assert storage["scope"] == "storage.read:/ storage.modify:/"
+    # the exchanged token is a JWT signed by the provider, for the storage audience only
+    jwks = jwt.PyJWKClient(hub.provider.discovery()["jwks_uri"])
+    key = jwks.get_signing_key_from_jwt(storage["access_token"])
+    claims = jwt.decode(
+        storage["access_token"], key, algorithms=["RS256"], audience=STORAGE_AUDIENCE
+    )
+    assert claims["sub"] == "alice" and claims["iss"] == hub.provider.issuer
+    assert claims["scope"] == "storage.read:/ storage.modify:/"
+    assert storage["access_token"] != state["access_token"]
+
+
+def test_user_outside_allowed_groups_gets_a_clear_403(hub: Hub) -> None:
+    _, page = sign_in(hub, "dave", "dave-pw")
+    assert page.status_code == 403
+    assert "not in a research project enabled on this hub" in page.text
+    assert hub.admin("GET", "/users/dave").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("user", "status", "message"),
+    [
+        ("eve", 403, "did not provide a username"),
+        ("odd", 403, "cannot be used on this hub"),
+        ("mallory", 502, "malformed groups claim"),
+    ],
+)
+def test_missing_or_malformed_claims_give_clear_error_pages(
+    hub: Hub, user: str, status: int, message: str
+) -> None:
+    _, page = sign_in(hub, user, f"{user}-pw")
+    assert page.status_code == status, page.text[:1000]
+    assert message in page.text
+    # nobody was created, and the hub keeps serving others
+    assert all(u["name"] != user for u in hub.admin_get("/users"))
+    _, ok = sign_in(hub, "bob", "bob-pw")
+    assert ok.status_code == 200
+
+
+def test_logout_ends_the_hub_session_and_goes_to_the_provider(hub: Hub) -> None:
+    session, _ = sign_in(hub, "bob", "bob-pw")
+    response = session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=30)
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(f"{hub.provider.issuer}/session/end?")
+    assert "client_id=aiinfn-hub" in location
+    assert "post_logout_redirect_uri=" in location
+    # the hub session is over
+    home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+    assert home.status_code == 302 and "/hub/login" in home.headers["location"]
+
+
+def test_spawn_writes_the_storage_token_secret_and_stop_deletes_it(hub: Hub) -> None:
+    sign_in(hub, "alice", "alice-pw")
+    response = hub.admin("POST", "/users/alice/server", json={})
+    assert response.status_code in (201, 202), response.text
+    try:
+        wait_for(
+            lambda: hub.admin_get("/users/alice")["servers"].get("", {}).get("ready"),
+            60,
+            "alice's server",
+        )
+        (secret,) = [s for s in hub.secrets_in() if s["metadata"]["name"] == "aiinfn-token-alice"]
+        token = base64.b64decode(secret["data"]["token"]).decode()
+        assert token == hub.auth_state("alice")["storage_token"]["access_token"]
+        assert secret["metadata"]["labels"]["app.kubernetes.io/component"] == "storage-token"
+        assert "ownerReferences" not in secret["metadata"]
+        # no token in the pod's environment
+        (pod,) = hub.emulator.objects("Pod", NAMESPACE)
+        env = pod["spec"]["containers"][0].get("env", [])
+        assert all(token not in str(item) for item in env)
+    finally:
+        hub.admin("DELETE", "/users/alice/server")
+    wait_for(lambda: not hub.emulator.objects("Pod", NAMESPACE), 60, "the pod to go")
+    wait_for(
+        lambda: not [s for s in hub.secrets_in() if s["metadata"]["name"] == "aiinfn-token-alice"],
+        30,
+        "the token Secret to go",
+    )
+
+
+def test_hub_refuses_to_start_without_a_crypt_key(tmp_path: Path) -> None:
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"), state_dir=tmp_path / "emulator"
+    ).start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(provider_settings(proxy_port, client_secret), tmp_path / "oidc")
+    try:
+        hub = start_hub(
+            tmp_path / "hub",
+            emulator,
+            provider,
+            proxy_port=proxy_port,
+            client_secret=client_secret,
+            crypt_key=False,
+            wait=False,
+        )
+        assert hub.process.process is not None
+        code = hub.process.process.wait(60)
+        assert code != 0
+        log = hub.log()
+        assert "JUPYTERHUB_CRYPT_KEY is not set" in log
+        assert "openssl rand -hex 32" in log
+    finally:
+        emulator.stop()

@@ -1,0 +1,197 @@
+"""Token lifecycle against the real provider with 5-second access tokens: renewal with rotation,
+the token Secret following it, a revoked refresh token forcing a new login, nothing secret in
+the hub's logs, pages or pods, and a provider outage."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from iam_platform import (
+    CLIENT_ID,
+    EXAMPLES,
+    NAMESPACE,
+    Hub,
+    dump,
+    provider_settings,
+    sign_in,
+    start_hub,
+    wait_for,
+)
+
+from aiinfn_hub.dev.emulator.cluster import load_cluster_file
+from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.oidc import LocalOIDCProvider
+from aiinfn_hub.dev.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """Access tokens live 5 s; the hub renews them 2 s before expiry, polls servers every 1 s."""
+    state = tmp_path_factory.mktemp("iam-tokens")
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"),
+        state_dir=state / "emulator",
+        run_processes=True,
+    ).start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(
+        provider_settings(proxy_port, client_secret, access_token_ttl=5), state / "oidc"
+    ).start()
+    running = None
+    try:
+        running = start_hub(
+            state / "hub",
+            emulator,
+            provider,
+            proxy_port=proxy_port,
+            client_secret=client_secret,
+            margin=2,
+            refresh_age=1,
+            poll_interval=1,
+        )
+        yield running
+    except BaseException:
+        if running is not None:
+            dump(running)
+        raise
+    finally:
+        if running is not None:
+            running.process.stop()
+        provider.stop()
+        emulator.stop()
+
+
+def _spawn(hub: Hub, user: str) -> None:
+    response = hub.admin("POST", f"/users/{user}/server", json={})
+    assert response.status_code in (201, 202), response.text
+    wait_for(
+        lambda: hub.admin_get(f"/users/{user}")["servers"].get("", {}).get("ready"),
+        60,
+        f"{user}'s server",
+    )
+
+
+def _stop(hub: Hub, user: str) -> None:
+    hub.admin("DELETE", f"/users/{user}/server")
+    pod = f"jupyter-{user}"
+    wait_for(
+        lambda: all(p["metadata"]["name"] != pod for p in hub.emulator.objects("Pod", NAMESPACE)),
+        60,
+        f"{user}'s pod to go",
+    )
+
+
+def test_tokens_rotate_and_the_secret_follows_while_the_server_runs(hub: Hub) -> None:
+    session, page = sign_in(hub, "alice", "alice-pw")
+    assert page.status_code == 200
+    _spawn(hub, "alice")
+    try:
+        first = hub.auth_state("alice")
+        assert hub.token_secret("alice") == first["storage_token"]["access_token"]
+
+        def rotated() -> bool:
+            state = hub.auth_state("alice")
+            return (
+                state["access_token"] != first["access_token"]
+                and state["refresh_token"] != first["refresh_token"]
+                and hub.token_secret("alice")
+                == state["storage_token"]["access_token"]
+                != first["storage_token"]["access_token"]
+            )
+
+        # renewed by the spawner poll, with no request from the user
+        wait_for(rotated, 20, "the tokens and the Secret to be renewed")
+        # the renewed login token is valid at the provider
+        token = hub.auth_state("alice")["access_token"]
+        me = requests.get(
+            f"{hub.provider.issuer}/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert me.status_code == 200 and me.json()["preferred_username"] == "alice"
+
+        # the provider revokes the refresh token: the next renewal fails, login is required
+        refresh_token = hub.auth_state("alice")["refresh_token"]
+        revoked = requests.post(
+            hub.provider.discovery()["revocation_endpoint"],
+            data={"token": refresh_token, "token_type_hint": "refresh_token"},
+            auth=(CLIENT_ID, _client_secret(hub)),
+            timeout=10,
+        )
+        assert revoked.status_code == 200
+
+        def sent_to_login() -> bool:
+            home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+            return home.status_code == 302 and "/hub/login" in home.headers["location"]
+
+        wait_for(sent_to_login, 20, "the hub to ask alice to sign in again")
+        # signing in again works and gives fresh tokens
+        _, page = sign_in(hub, "alice", "alice-pw", session)
+        assert page.status_code == 200
+        assert hub.auth_state("alice")["refresh_token"] != refresh_token
+    finally:
+        _stop(hub, "alice")
+    wait_for(lambda: hub.token_secret("alice") is None, 30, "the token Secret to go")
+
+
+def test_no_token_code_or_secret_in_logs_pages_or_pods(hub: Hub) -> None:
+    """A full login / spawn / renewal / stop cycle, then every secret seen is searched for."""
+    session, page = sign_in(hub, "bob", "bob-pw")
+    pages = [page.text]
+    _spawn(hub, "bob")
+    first = hub.auth_state("bob")
+    wait_for(
+        lambda: hub.auth_state("bob")["access_token"] != first["access_token"],
+        20,
+        "a renewal",
+    )
+    hub.token_secret("bob")
+    pods = hub.emulator.objects("Pod", NAMESPACE)
+    for path in ("/hub/home", "/hub/spawn", "/hub/token"):
+        pages.append(session.get(f"{hub.url}{path}", timeout=30).text)
+    _stop(hub, "bob")
+    assert hub.seen_codes, "the sign-in's authorization code was not seen"
+    secrets_seen = hub.seen_tokens | set(hub.seen_codes) | {_client_secret(hub)}
+    assert len(hub.seen_tokens) >= 6  # access, refresh, id and storage tokens, renewed
+    log = hub.log()
+    assert "Renewed the tokens of bob" in log
+    for value in secrets_seen:
+        assert value not in log, "a secret value is in the hub's log"
+        assert all(value not in text for text in pages), "a secret value is in a hub page"
+        assert value not in str(pods), "a secret value is in a pod manifest"
+
+
+def test_provider_outage_gives_a_clear_page_and_the_hub_keeps_serving(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A second hub starts while its provider is down: it serves, login says why it cannot
+    work, and once the provider is back the endpoints are discovered and login works."""
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(provider_settings(proxy_port, client_secret), tmp_path / "oidc")
+    second = start_hub(
+        tmp_path / "hub",
+        hub.emulator,
+        provider,
+        proxy_port=proxy_port,
+        client_secret=client_secret,
+    )
+    try:
+        page = requests.get(f"{second.url}/hub/oauth_login", timeout=30)
+        assert page.status_code == 503
+        assert "cannot be reached right now" in page.text and provider.issuer in page.text
+        assert second.admin("GET", "/users").status_code == 200
+        assert "OpenID discovery at" in second.log()
+        provider.start()
+        _, page = sign_in(second, "bob", "bob-pw")
+        assert page.status_code == 200 and second.admin_get("/users/bob")["name"] == "bob"
+    finally:
+        second.process.stop()
+        provider.stop()
+
+
+def _client_secret(hub: Hub) -> str:
+    return (hub.process.log_path.parent / "client_secret").read_text().strip()
