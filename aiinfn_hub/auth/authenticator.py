@@ -165,8 +165,8 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         "",
         config=True,
         help="""Path of the platform configuration YAML. Its projects are created as hub
-        groups, with their settings (display name, limits, storage) as group properties.
-        Empty: no project groups are managed.""",
+        groups, with their settings (display name, limits, storage) as group properties, and
+        are the default `allowed_groups`. Empty: no project groups are managed.""",
     )
     http_timeout = Float(
         10.0,
@@ -201,6 +201,13 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
     @default("auth_refresh_age")
     def _auth_refresh_age_default(self) -> int:
         return 60
+
+    @default("allowed_groups")
+    def _allowed_groups_default(self) -> set[str]:
+        """Members of any configured project may log in, unless allowed_groups says otherwise."""
+        if not self.platform_config_file:
+            return set()
+        return set(load_platform_config(Path(self.platform_config_file)).projects)
 
     @default("client_id")
     def _client_id_default(self) -> str:

@@ -173,3 +173,12 @@ def test_configuration_problems_are_listed_with_what_to_do(crypt_keys: None) -> 
 def test_an_unreadable_secret_file_stops_the_hub_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"cannot read .*missing"):
         _ = IAMAuthenticator(client_secret_file=str(tmp_path / "missing")).client_secret
+
+
+def test_members_of_any_project_are_allowed_by_default(crypt_keys: None) -> None:
+    path = str(EXAMPLES / "platform.yaml")
+    authenticator = IAMAuthenticator(platform_config_file=path)
+    assert authenticator.allowed_groups == {"ml-infn", "cms", "lhcb-flashsim", "qml", "fpga-lab"}
+    narrowed = IAMAuthenticator(platform_config_file=path, allowed_groups={"cms"})
+    assert narrowed.allowed_groups == {"cms"}
+    assert IAMAuthenticator().allowed_groups == set()
