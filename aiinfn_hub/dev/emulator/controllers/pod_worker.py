@@ -9,7 +9,9 @@ unless finalizers hold it.
 
 Local processes run in ``<state_dir>/pods/<namespace>_<pod>/`` (HOME and working directory);
 a container ``workingDir`` of ``/x/y`` maps to ``<that folder>/root/x/y``. Their output goes to
-``<state_dir>/pods/<namespace>_<pod>.logs/<container>.log``.
+``<state_dir>/pods/<namespace>_<pod>.logs/<container>.log``. Their volumes are host folders
+(see ``volumes``): mountPaths in the command line, environment and ``workingDir`` are rewritten
+to those folders, and secret/configMap volume files follow changes of their sources.
 """
 
 from __future__ import annotations
@@ -28,13 +30,29 @@ from pathlib import Path
 from typing import Any
 
 from ..resources import CONFIGMAPS, PODS, SECRETS
-from ..store import JSON, Store, now_rfc3339
+from ..store import JSON, Store, WatchEvent, now_rfc3339
 from .addresses import PodAddressPool
 from .environment import ConfigError, command_line, container_environment
 from .events import EventRecorder
 from .outcomes import Outcome
 from .podstatus import ContainerState, container_id, pod_conditions, pod_phase, terminated_state
 from .processes import LocalProcess, StartError, probe_once
+from .volumes import (
+    Mount,
+    VolumeError,
+    container_mounts,
+    prepare_mounts,
+    reset_pod_volumes,
+    set_up_volume,
+    translate,
+    uses_downward_api,
+    volume_files,
+    volume_folder,
+    volume_sources,
+    working_folder,
+    write_files,
+)
+from .volumes import pod_folder as pod_folder
 
 log = logging.getLogger(__name__)
 COMPONENT = "kubelet"
@@ -54,10 +72,6 @@ class NodeContext:
     state_dir: Path
     startup_delay: float
     pulled_images: set[tuple[str, str]] = field(default_factory=set)
-
-
-def pod_folder(state_dir: Path, namespace: str, name: str) -> Path:
-    return state_dir / "pods" / f"{namespace}_{name}"
 
 
 def log_folder(state_dir: Path, namespace: str, name: str) -> Path:
@@ -134,6 +148,13 @@ class PodWorker:
         self.removed = False
         self.done = False
         self._task: asyncio.Task[None] | None = None
+        # local mode: the pod's volumes set up so far (name -> host folder), and what keeps
+        # the secret/configMap/downwardAPI ones in sync
+        self._volume_folders: dict[str, Path] = {}
+        self._volume_refs: set[tuple[str, str]] = set()
+        self._volume_downward = False
+        self._volumes_changed = asyncio.Event()
+        self._volume_sync: asyncio.Task[None] | None = None
 
     # -- control from the kubelet ----------------------------------------------------------
     def start(self) -> None:
@@ -197,6 +218,8 @@ class PodWorker:
             log.exception("pod worker of %s/%s failed", self.namespace, self.name)
             self._kill_all(signal.SIGKILL)
             self._finish()
+        finally:
+            self._stop_volume_sync()
 
     async def _run_containers(self) -> None:
         """Sandbox, init containers, then the app containers until all have stopped for good."""
@@ -204,9 +227,9 @@ class PodWorker:
             return
         self.ip = self.ctx.addresses.allocate(self.uid)
         if self.local:
-            pod_folder(self.ctx.state_dir, self.namespace, self.name).mkdir(
-                parents=True, exist_ok=True
-            )
+            folder = pod_folder(self.ctx.state_dir, self.namespace, self.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            reset_pod_volumes(folder)
         self._publish()
         if await self._run_init_containers():
             loops = [self._spawn(self._container_loop(state)) for state in self.app]
@@ -293,9 +316,10 @@ class PodWorker:
     async def _run_once(self, state: ContainerState) -> int | None:
         """Start a container and wait for it to end; its exit code, or None if never started."""
         spec = self._specs[state.name]
-        env = await self._environment(state, spec)
-        if env is None:
+        config = await self._environment(state, spec)
+        if config is None:
             return None
+        env, mounts = config
         await self._pull(state, spec)
         if self.stopping:
             return None
@@ -306,7 +330,7 @@ class PodWorker:
         exit_future: asyncio.Future[int]
         if self.local:
             try:
-                process = await self._start_process(state, spec, env)
+                process = await self._start_process(state, spec, env, mounts)
             except StartError as exc:
                 state.state = terminated_state(128, None, now_rfc3339(), cid, str(exc))
                 state.state["terminated"]["reason"] = "StartError"
@@ -344,15 +368,20 @@ class PodWorker:
             self._append_log(state.name, f"{now_rfc3339()} exited with code {code}\n")
         return code
 
-    async def _environment(self, state: ContainerState, spec: JSON) -> dict[str, str] | None:
-        """The container's variables, retried while a Secret or ConfigMap is missing."""
+    async def _environment(
+        self, state: ContainerState, spec: JSON
+    ) -> tuple[dict[str, str], list[Mount]] | None:
+        """The container's variables and (local mode) mounts, retried while a Secret or
+        ConfigMap is missing or a volume mount cannot be prepared."""
         delay = _CONFIG_RETRY[0]
         while True:
             pod = self._current()
             if pod is None:
                 return None
             try:
-                return container_environment(pod, spec, self._lookup, self._allocatable)
+                env = container_environment(pod, spec, self._lookup, self._allocatable)
+                mounts = self._mount_volumes(pod, spec, env) if self.local else []
+                return env, mounts
             except ConfigError as exc:
                 state.state = {
                     "waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}
@@ -366,6 +395,94 @@ class PodWorker:
     def _lookup(self, kind: str, namespace: str, name: str) -> JSON | None:
         rt = SECRETS if kind == "Secret" else CONFIGMAPS
         return self.ctx.store.get(rt, namespace, name)
+
+    # -- volumes of local processes --------------------------------------------------------
+    def _mount_volumes(self, pod: JSON, spec: JSON, env: dict[str, str]) -> list[Mount]:
+        """Set up the pod's volumes not set up yet, then this container's mounts (subPaths,
+        nested mounts); VolumeError (a ConfigError) when that is not possible."""
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            name = str(volume.get("name", ""))
+            if name in self._volume_folders:
+                continue
+            try:
+                self._volume_folders[name] = set_up_volume(
+                    pod, volume, self.ctx.state_dir, self._lookup, self._allocatable
+                )
+            except OSError as exc:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from exc
+        self._start_volume_sync(pod)
+        mounts = container_mounts(pod, spec, env, self.ctx.state_dir)
+        try:
+            prepare_mounts(mounts, str(spec.get("name", "")))
+        except OSError as exc:
+            raise VolumeError(
+                f'failed to prepare volume mounts of container "{spec.get("name", "")}": {exc}'
+            ) from exc
+        return mounts
+
+    def _start_volume_sync(self, pod: JSON) -> None:
+        """Follow the Secrets and ConfigMaps (and, for downwardAPI, the pod) volumes show."""
+        if self._volume_sync is not None:
+            return
+        self._volume_refs = volume_sources(pod)
+        self._volume_downward = uses_downward_api(pod)
+        if not self._volume_refs and not self._volume_downward:
+            return
+        self.ctx.store.add_listener(self._volume_source_changed)
+        self._volume_sync = asyncio.get_running_loop().create_task(
+            self._sync_volumes(), name=f"volumes of {self.namespace}/{self.name}"
+        )
+
+    def _stop_volume_sync(self) -> None:
+        if self._volume_sync is not None:
+            self.ctx.store.remove_listener(self._volume_source_changed)
+            self._volume_sync.cancel()
+
+    def _volume_source_changed(self, event: WatchEvent) -> None:
+        meta = event.obj.get("metadata") or {}
+        if event.rt.key == PODS.key:
+            old = (event.old or {}).get("metadata") or {}
+            relevant = (
+                self._volume_downward
+                and meta.get("uid") == self.uid
+                and any(meta.get(k) != old.get(k) for k in ("labels", "annotations"))
+            )
+        elif event.rt.key in (SECRETS.key, CONFIGMAPS.key):
+            kind = "Secret" if event.rt.key == SECRETS.key else "ConfigMap"
+            relevant = (
+                meta.get("namespace") == self.namespace
+                and (kind, meta.get("name")) in self._volume_refs
+            )
+        else:
+            relevant = False
+        if relevant:
+            self._volumes_changed.set()
+
+    async def _sync_volumes(self) -> None:
+        """Rewrite the files of secret/configMap/downwardAPI/projected volumes on changes,
+        like the kubelet's periodic sync (a source gone keeps the files as they were)."""
+        while True:
+            await self._volumes_changed.wait()
+            self._volumes_changed.clear()
+            pod = self._current()
+            if pod is None:
+                return
+            for volume in (pod.get("spec") or {}).get("volumes") or []:
+                if str(volume.get("name", "")) not in self._volume_folders:
+                    continue
+                try:
+                    files = volume_files(pod, volume, self._lookup, self._allocatable)
+                    if files is not None:
+                        folder = volume_folder(pod, volume, self.ctx.state_dir)
+                        write_files(folder, files)
+                except (ConfigError, OSError) as exc:
+                    log.warning(
+                        "volume %s of %s/%s not updated: %s",
+                        volume.get("name"),
+                        self.namespace,
+                        self.name,
+                        exc,
+                    )
 
     async def _pull(self, state: ContainerState, spec: JSON) -> None:
         image = spec.get("image", "")
@@ -388,19 +505,22 @@ class PodWorker:
         )
 
     async def _start_process(
-        self, state: ContainerState, spec: JSON, env: dict[str, str]
+        self, state: ContainerState, spec: JSON, env: dict[str, str], mounts: list[Mount]
     ) -> LocalProcess:
-        argv = command_line(spec, env)
+        argv = [translate(part, mounts) for part in command_line(spec, env)]
         if not argv:
             raise StartError(
                 f'container "{state.name}" has neither command nor args: the emulator runs '
                 "containers as local processes and has no image entrypoint, so set command"
             )
+        env = {name: translate(value, mounts) for name, value in env.items()}
         home = pod_folder(self.ctx.state_dir, self.namespace, self.name)
-        cwd = home
-        if spec.get("workingDir"):
-            cwd = home / "root" / str(spec["workingDir"]).lstrip("/")
-            cwd.mkdir(parents=True, exist_ok=True)
+        cwd = working_folder(spec, mounts, home)
+        if cwd != home:
+            try:
+                cwd.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartError(f"cannot create working directory {cwd}: {exc}") from exc
         python_bin = str(Path(sys.executable).parent)
         full_env = {
             "PATH": os.pathsep.join([python_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
