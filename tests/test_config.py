@@ -88,6 +88,9 @@ def test_the_example_summary() -> None:
         "cpu choices: 1, 2, 4, 8, 16 (default 2)",
         "memory choices: 4Gi, 8Gi, 16Gi, 32Gi, 64Gi (default 8Gi)",
         "projects: 5 (cms, fpga-lab, lhcb-flashsim, ml-infn, qml)",
+        "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
+        "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
+        "buckets (sidecar)",
     ]
 
 
@@ -98,7 +101,7 @@ def test_a_minimal_configuration_gets_the_documented_defaults() -> None:
     assert config.resources.memory_choices == ["4Gi", "8Gi", "16Gi", "32Gi"]
     assert config.resources.guarantee_fraction == 1.0
     assert config.summary().splitlines()[0] == "accelerators: 0"
-    assert config.summary().splitlines()[-1] == "projects: 0"
+    assert config.summary().splitlines()[-2:] == ["projects: 0", "storage: none"]
     model = _load(_with(accelerators=[T4])).accelerators[0]
     assert (model.preference_weight, model.max_per_server, model.tolerations) == (0, 1, [])
 
@@ -619,7 +622,7 @@ def test_unknown_keys_at_every_depth_name_their_path() -> None:
         accelerators=[{**T4, "gpus": 2, "tolerations": [{"key": "k", "seconds": 1}]}],
         resources={"cpus": [1]},
         projects={"cms": {"displayName": "CMS", "limits": {"maxGPUs": 1}, "storage": {"size": 1}}},
-        storage={},
+        storage={"scratch": {"sizes": ["1Gi"]}},
     )
     # pydantic reports a model's known keys (and what is below them) before its unknown keys
     assert _errors(data) == [
@@ -631,8 +634,9 @@ def test_unknown_keys_at_every_depth_name_their_path() -> None:
         "defaultMemory, guaranteeFraction)",
         'projects.cms.limits.maxGPUs: unknown key; did you mean "maxGpus"? (allowed here: '
         "maxGpus, maxCpu, maxMemory, accelerators)",
-        "projects.cms.storage.size: unknown key (allowed here: sharedFolder, quota)",
-        "storage: unknown key (allowed here: accelerators, images, resources, projects)",
+        "projects.cms.storage.size: unknown key (allowed here: sharedFolder, quota, gid, bucket)",
+        "storage.scratch.sizes: unknown key (allowed here: mountPath, storageClass, sizeChoices, "
+        "defaultSize)",
     ]
 
 
@@ -714,7 +718,7 @@ def test_yaml_merge_keys_may_be_overridden() -> None:
     text = "x-gpu: &gpu {kind: gpu, resource: nvidia.com/gpu, memoryGiB: 16, description: GPU}\n"
     assert _errors_text(text + "images: []\n") == [
         "images: expected at least 1 item (got [])",
-        "x-gpu: unknown key (allowed here: accelerators, images, resources, projects)",
+        "x-gpu: unknown key (allowed here: accelerators, images, resources, projects, storage)",
     ]
     config = load_platform_config(
         "images: [{name: base, image: 'a:1', description: Base}]\n"

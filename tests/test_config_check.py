@@ -19,6 +19,9 @@ EXAMPLE_SUMMARY = (
     "cpu choices: 1, 2, 4, 8, 16 (default 2)\n"
     "memory choices: 4Gi, 8Gi, 16Gi, 32Gi, 64Gi (default 8Gi)\n"
     "projects: 5 (cms, fpga-lab, lhcb-flashsim, ml-infn, qml)\n"
+    "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
+    "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
+    "buckets (sidecar)\n"
 )
 IMAGE = {"name": "base", "image": "harbor.example.org/ai/base:1.0", "description": "Base"}
 
@@ -72,7 +75,7 @@ def test_several_errors_are_all_listed(tmp_path: Path) -> None:
         f"{file}: 2 errors",
         "  resources.defaultCpu: expected one of cpuChoices (1, 2) (got 4)",
         '  project: unknown key; did you mean "projects"? (allowed here: accelerators, images, '
-        "resources, projects)",
+        "resources, projects, storage)",
     ]
 
 

@@ -12,11 +12,11 @@ Modules: ``values`` (single-value checks and Kubernetes grammars), ``models`` (t
 Adding a section is one :class:`ConfigSection` subclass and one field on ``PlatformConfig``.
 """
 
+from .base import ConfigSection
 from .errors import PlatformConfigError, format_errors, format_loc
 from .loading import load_platform_config, validate_platform_config
 from .models import (
     Accelerator,
-    ConfigSection,
     Image,
     PlatformConfig,
     Project,

@@ -11,10 +11,11 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
 
+from .base import ConfigSection
 from .errors import Issues
+from .storage import BucketName, Storage
 from .values import (
     Cores,
     ExtendedResource,
@@ -40,23 +41,6 @@ def _repeats(values: Sequence[Hashable]) -> Iterator[tuple[int, int]]:
             yield i, first[value]
         else:
             first[value] = i
-
-
-class ConfigSection(BaseModel):
-    """Base of every section: camelCase keys, unknown keys rejected, no type coercion.
-
-    ``strict`` keeps YAML's types honest: ``cpuChoices: ["2"]`` or a label value written as
-    ``true`` is an error here rather than a surprise in a pod manifest. Instances are frozen so
-    the loaded configuration can be shared by every request of the hub.
-    """
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        strict=True,
-    )
 
 
 def _toleration_key(value: str) -> str:
@@ -309,6 +293,18 @@ class ProjectStorage(ConfigSection):
         description="Size of the shared folder as a Kubernetes quantity, e.g. `500Gi`. "
         "Default: unset (no quota of its own).",
     )
+    gid: int | None = Field(
+        None,
+        ge=1,
+        description="POSIX group id owning the shared folder (setgid, mode 2770), added to "
+        "members' servers as a supplemental group, e.g. `5001`. Required for a shared folder "
+        "when `storage.nfs` is set.",
+    )
+    bucket: BucketName | None = Field(
+        None,
+        description="The project's object-store bucket, mounted for members when "
+        "`storage.buckets` is set, e.g. `cms-data`. Default: none.",
+    )
 
 
 class Project(ConfigSection):
@@ -358,6 +354,11 @@ class PlatformConfig(ConfigSection):
         default_factory=dict,
         description="Projects by group name, e.g. `{cms: {displayName: CMS}}`. Users in no "
         "project get no accelerators and the default CPU and memory at most. Default: none.",
+    )
+    storage: Storage = Field(
+        default_factory=Storage,
+        description="What every server mounts: NFS home and project folders, managed "
+        "environments, scratch, CVMFS, buckets. Default: nothing.",
     )
 
     @model_validator(mode="after")
@@ -417,7 +418,22 @@ class PlatformConfig(ConfigSection):
     def _check_projects(self, issues: Issues) -> None:
         catalogue = [a.name for a in self.accelerators]
         sizes = [parse_memory(m) for m in self.resources.memory_choices]
+        gids: dict[int, str] = {}
         for name, project in self.projects.items():
+            folder = project.storage
+            if self.storage.nfs is not None and folder.shared_folder and folder.gid is None:
+                issues.add(
+                    ("projects", name, "storage", "gid"),
+                    "required: the project has a shared folder on storage.nfs, owned by this "
+                    "group id (or set sharedFolder: false)",
+                )
+            if folder.gid is not None:
+                if folder.gid in gids:
+                    issues.add(
+                        ("projects", name, "storage", "gid"),
+                        f"gid {folder.gid} is already the gid of project {shown(gids[folder.gid])}",
+                    )
+                gids.setdefault(folder.gid, name)
             limits = project.limits
             where = ("projects", name, "limits")
             for j, model in enumerate(limits.accelerators or []):
@@ -481,5 +497,6 @@ class PlatformConfig(ConfigSection):
                 f"memory choices: {', '.join(res.memory_choices)} (default {default_memory})",
                 f"projects: {len(self.projects)}"
                 + (f" ({', '.join(sorted(self.projects))})" if self.projects else ""),
+                f"storage: {self.storage.summary()}",
             ]
         )

@@ -16,7 +16,7 @@ from ..inventory import ModelAvailability
 from . import policy
 from .policy import UserContext
 
-FIELDS = ("image", "cpu", "memory", "accelerator", "count", "server")
+FIELDS = ("image", "cpu", "memory", "accelerator", "count", "server", "scratch")
 NO_ACCELERATOR = "none"
 
 
@@ -34,10 +34,11 @@ class ServerChoice:
     accelerator: Accelerator | None = None
     count: int = 0
     server: str | None = None
+    scratch: str | None = None  # size of the scratch disk, when the platform offers one
 
     def to_user_options(self) -> dict[str, Any]:
         """What is stored as the server's ``user_options`` (and pre-fills the next form)."""
-        return {
+        options: dict[str, Any] = {
             "image": self.image.name,
             "cpu": self.cpu,
             "memory": self.memory,
@@ -45,6 +46,9 @@ class ServerChoice:
             "count": self.count,
             "server": self.server or "",
         }
+        if self.scratch is not None:
+            options["scratch"] = self.scratch
+        return options
 
 
 def form_to_options(form: Mapping[str, list[str]]) -> dict[str, Any]:
@@ -132,6 +136,8 @@ def validate_options(
                 f"memory {memory!r} is not allowed; choose one of: {', '.join(memories)}"
             )
 
+    scratch = _scratch(options, config)
+
     accelerator_name = _text(options, "accelerator")
     count_value = _number(options, "count")
     server = _text(options, "server")
@@ -140,7 +146,7 @@ def validate_options(
             raise OptionsError("a server can only be pinned together with an accelerator")
         if count_value not in (None, 0):
             raise OptionsError("count needs an accelerator; choose one or leave count empty")
-        return ServerChoice(image, cpu, memory)
+        return ServerChoice(image, cpu, memory, scratch=scratch)
 
     allowed = policy.allowed_accelerators(config, user)
     model = next((a for a in allowed if a.name == accelerator_name), None)
@@ -180,4 +186,21 @@ def validate_options(
         raise OptionsError(
             f"image {image.name!r} has no CUDA; choose a GPU image to use {model.name}"
         )
-    return ServerChoice(image, cpu, memory, model, count, server)
+    return ServerChoice(image, cpu, memory, model, count, server, scratch)
+
+
+def _scratch(options: Mapping[str, Any], config: PlatformConfig) -> str | None:
+    """The scratch size: one of ``storage.scratch.sizeChoices`` (default when not given)."""
+    offered = config.storage.scratch
+    size = _text(options, "scratch")
+    if offered is None:
+        if size is not None:
+            raise OptionsError("this platform offers no scratch disk; leave scratch empty")
+        return None
+    if size is None:
+        return offered.default()
+    if size not in offered.size_choices:
+        raise OptionsError(
+            f"scratch {size!r} is not offered; choose one of: {', '.join(offered.size_choices)}"
+        )
+    return size

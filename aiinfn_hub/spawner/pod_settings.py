@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import PlatformConfig, parse_memory
+from ..kube.literal import literal
 from .options import ServerChoice
 from .policy import UserContext
 
@@ -64,7 +65,8 @@ def pod_settings(
         "node_affinity_required": [],
         "tolerations": [],
         "extra_labels": accounting_labels(choice),
-        "extra_annotations": accounting_annotations(choice, user, config),
+        # kubespawner formats annotations as templates: a "{" in a username stays literal
+        "extra_annotations": literal(accounting_annotations(choice, user, config)),
         "container_security_context": dict(RESTRICTED_CONTAINER_SECURITY),
         "allow_privilege_escalation": False,
         "automount_service_account_token": False,

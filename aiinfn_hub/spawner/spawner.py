@@ -7,6 +7,7 @@ Registered as the ``jupyterhub.spawners`` entry point ``aiinfn``
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from ..config import PlatformConfig, load_platform_config
 from ..inventory import ModelAvailability
 from ..kube.informer import ClusterView
 from ..live_inventory import LiveInventory
+from ..storage import StoragePlan, spawner_settings, storage_plan
+from ..storage.buckets import SIDECAR as BUCKET_SIDECAR
+from ..storage.plan import TRAITS as STORAGE_TRAITS
 from . import policy
 from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_options
 from .pod_settings import pod_settings
@@ -96,6 +100,13 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         start is refused with a message to retry.""",
     )
 
+    bucket_mount_timeout = Float(
+        20.0,
+        config=True,
+        help="""Seconds to wait, once the pod runs, for the bucket sidecar to report each
+        mount; a bucket that failed (or did not report in time) is named on the spawn progress
+        page, and the server starts anyway. 0: do not wait.""",
+    )
     storage_token_secret = Bool(
         True,
         config=True,
@@ -107,6 +118,10 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     )
 
     _token_written: str | None = None  # the token last written to the Secret by this spawner
+    _progress_notes: list[str] = []  # replaced per start
+    _storage_reported: asyncio.Event | None = None
+    _storage_base: dict[str, Any] | None = None  # the hub configuration's own storage traits
+    storage_plan: StoragePlan | None = None  # what the last start mounts
 
     # -- context ---------------------------------------------------------------------------
     @property
@@ -179,11 +194,97 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         )
         for trait, value in settings.items():
             setattr(self, trait, value)
+        self.apply_storage(choice.scratch)
 
-    # -- token Secret ------------------------------------------------------------------------
+    def apply_storage(self, scratch_size: str | None) -> StoragePlan:
+        """Set volumes, mounts, init container and sidecar from the storage plan.
+
+        Built from scratch at every start on top of the hub configuration's own values, so a
+        restart of the server or of the hub never duplicates or loses a mount.
+        """
+        if self._storage_base is None:
+            self._storage_base = {t: copy.deepcopy(getattr(self, t)) for t in STORAGE_TRAITS}
+        plan = storage_plan(
+            self.platform,
+            self.user.name,
+            self.user_context().groups,
+            scratch_size=scratch_size,
+            token_secret=token_secret_name(self.user.name),
+        )
+        for trait, value in spawner_settings(plan, self._storage_base).items():
+            setattr(self, trait, value)
+        self.storage_plan = plan
+        return plan
+
+    # -- start, with the token Secret before and the storage report after ----------------------
     async def start(self) -> Any:
-        await self.write_token_secret()
-        return await super().start()
+        self._progress_notes = []
+        self._storage_reported = asyncio.Event()
+        try:
+            await self.write_token_secret()
+            result = await super().start()
+            await self.report_storage()
+        finally:
+            self._storage_reported.set()
+        return result
+
+    async def progress(self) -> Any:
+        """KubeSpawner's events, then storage notes (e.g. a bucket that could not be mounted)."""
+        async for event in super().progress():
+            yield event
+        sent = 0
+        while True:
+            while sent < len(self._progress_notes):
+                yield {"message": self._progress_notes[sent]}
+                sent += 1
+            reported = self._storage_reported
+            if reported is None or reported.is_set():
+                return
+            await asyncio.sleep(0.5)
+
+    async def report_storage(self) -> None:
+        """Put what could not be mounted on the progress page (the server starts anyway)."""
+        plan = self.storage_plan
+        if plan is None:
+            return
+        notes = [f"Storage: {note}" for note in plan.notes]
+        notes += await self.bucket_mount_failures(plan)
+        for note in notes:
+            self.log.warning("%s (user %s)", note, self.user.name)
+        self._progress_notes.extend(notes)
+        if notes:
+            await asyncio.sleep(1.5)  # let the progress page receive them before "ready"
+
+    async def bucket_mount_failures(self, plan: StoragePlan) -> list[str]:
+        """Read the bucket sidecar's log until every bucket reported (or the timeout)."""
+        if not plan.buckets or self.bucket_mount_timeout <= 0:
+            return []
+        pending, failed = set(plan.buckets), {}
+        deadline = asyncio.get_running_loop().time() + self.bucket_mount_timeout
+        while pending and asyncio.get_running_loop().time() < deadline:
+            try:
+                text = await self.api.read_namespaced_pod_log(
+                    self.pod_name, self.namespace, container=BUCKET_SIDECAR
+                )
+            except client.ApiException:
+                text = ""
+            for bucket, why in parse_bucket_report(str(text or "")):
+                pending.discard(bucket)
+                if why is not None:
+                    failed[bucket] = why
+            if pending:
+                await asyncio.sleep(1)
+        where = self.platform.storage.buckets.mount_path if self.platform.storage.buckets else ""
+        notes = [
+            f"Bucket {bucket} is not mounted: {why}. Details in {where}/{bucket}/MOUNT-FAILED.txt"
+            for bucket, why in sorted(failed.items())
+        ]
+        if pending:
+            notes.append(
+                f"Bucket(s) {', '.join(sorted(pending))} not mounted yet after "
+                f"{self.bucket_mount_timeout:g} s; look in {where} once the server is up"
+            )
+        return notes
 
     async def poll(self) -> int | None:
         status: int | None = await super().poll()
@@ -248,6 +349,18 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         self._token_written = None
 
 
+def parse_bucket_report(log: str) -> list[tuple[str, str | None]]:
+    """``(bucket, None)`` for "mounted" lines and ``(bucket, why)`` for "FAILED" lines."""
+    reports: list[tuple[str, str | None]] = []
+    for line in log.splitlines():
+        if line.startswith("aiinfn-bucket: mounted "):
+            reports.append((line.split()[2], None))
+        elif line.startswith("aiinfn-bucket: FAILED "):
+            bucket, _, why = line[len("aiinfn-bucket: FAILED ") :].partition(": ")
+            reports.append((bucket, why or "unknown error"))
+    return reports
+
+
 def render_form(
     config: PlatformConfig,
     user: UserContext,
@@ -262,6 +375,8 @@ def render_form(
         "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
         "count": int(previous.get("count") or 1),
         "server": previous.get("server") or "",
+        "scratch": previous.get("scratch")
+        or (config.storage.scratch.default() if config.storage.scratch else None),
     }
     caps = [policy.max_units(config, user, a) for a in policy.allowed_accelerators(config, user)]
     return _TEMPLATES.get_template("spawn_form.html").render(
@@ -271,6 +386,7 @@ def render_form(
         models=models,
         max_count=max(caps, default=1) or 1,
         servers=sorted({s.node for m in models for s in m.servers}),
+        scratch=config.storage.scratch,
         selected=selected,
     )
 

@@ -24,7 +24,7 @@ def test_properties_carry_display_name_limits_and_storage() -> None:
     cms = groups["cms"]
     assert cms["displayName"] == "CMS" and cms["managedBy"] == "aiinfn-hub"
     assert cms["limits"]["accelerators"] == ["t4", "rtx5000", "a30", "a100-1g-10gb"]
-    assert cms["storage"] == {"sharedFolder": True}
+    assert cms["storage"] == {"sharedFolder": True, "gid": 5002}
 
 
 def test_groups_are_created_updated_and_left_alone_when_unchanged(db: orm.Session) -> None:

@@ -2,59 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyterhub import orm
+from hub_helpers import add_user, until
 from jupyterhub.tests.utils import api_request
 
 from aiinfn_hub.dev.emulator.runtime import Emulator
-from aiinfn_hub.spawner.handlers import extra_handlers
-from aiinfn_hub.spawner.spawner import AIInfnSpawner, stop_shared_inventories
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NS = "jupyterhub"
-
-
-@pytest.fixture
-async def hub(hub_app: Any, kube_env: Path) -> AsyncIterator[Any]:
-    app = await hub_app(
-        config={
-            "JupyterHub": {"spawner_class": AIInfnSpawner, "extra_handlers": extra_handlers()},
-            "AIInfnSpawner": {
-                "platform_config_file": str(EXAMPLES / "platform.yaml"),
-                "notebook_priority_class": "notebook",
-                "namespace": NS,
-                "cmd": ["jupyterhub-singleuser"],
-                "start_timeout": 20,
-            },
-        }
-    )
-    yield app
-    await stop_shared_inventories()
-
-
-def _user(app: Any, name: str, *groups: str) -> Any:
-    orm_user = orm.User(name=name)
-    app.db.add(orm_user)
-    for group_name in groups:
-        group = orm.Group.find(app.db, group_name) or orm.Group(name=group_name)
-        app.db.add(group)
-        orm_user.groups.append(group)
-    app.db.commit()
-    return app.users[orm_user.id]
-
-
-async def _until(predicate: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 def _form(**fields: str) -> dict[str, list[str]]:
@@ -71,19 +30,22 @@ async def _free(app: Any, user: Any, model: str) -> int:
 
 
 async def test_form_lists_models_with_live_counts(hub: Any, emulator: Emulator) -> None:
-    alice = _user(hub, "alice", "cms")
+    alice = add_user(hub, "alice", "cms")
     html = await alice.spawner.get_options_form()
     assert 'name="accelerator"' in html and 'value="none"' in html
     assert "NVIDIA Tesla T4 16 GB" in html and "4 of 4 free" in html and "server-1 (4/4)" in html
     assert "NVIDIA A100 SXM4 80 GB" not in html  # not among cms's accelerators
     assert 'value="qml"' not in html  # image limited to the qml project
     # works without JavaScript: every choice is a plain input inside a labelled fieldset
-    assert html.count("<fieldset") == 3 and html.count("<legend") == 3
+    assert html.count("<fieldset") == 4 and html.count("<legend") == 4
     assert 'for="cpu"' in html and 'id="cpu"' in html
+    # the scratch disk: sizes from the configuration, and the warning that it is wiped
+    assert 'name="scratch"' in html and '<option value="200Gi"' in html
+    assert "Wiped when the server stops" in html
 
 
 async def test_form_post_spawns_a_gpu_pod_and_counts_follow(hub: Any, emulator: Emulator) -> None:
-    alice = _user(hub, "alice", "ml-infn")
+    alice = add_user(hub, "alice", "ml-infn")
     spawner = alice.spawner
     assert await _free(hub, alice, "t4") == 4
     options = spawner.run_options_from_form(
@@ -104,13 +66,13 @@ async def test_form_post_spawns_a_gpu_pod_and_counts_follow(hub: Any, emulator: 
     assert spawner.user_options["accelerator"] == "t4"
     assert await _free(hub, alice, "t4") == 2
     await spawner.stop()
-    await _until(lambda: not emulator.objects("Pod", NS))
+    await until(lambda: not emulator.objects("Pod", NS))
     assert await _free(hub, alice, "t4") == 4
 
 
 async def test_second_user_is_refused_when_nothing_is_free(hub: Any, emulator: Emulator) -> None:
-    alice = _user(hub, "alice", "ml-infn")
-    bob = _user(hub, "bob", "ml-infn")
+    alice = add_user(hub, "alice", "ml-infn")
+    bob = add_user(hub, "bob", "ml-infn")
     alice.spawner.user_options = {"image": "cuda-ml", "accelerator": "a30", "count": 2}
     await alice.spawner.start()
     bob.spawner.user_options = {"image": "cuda-ml", "accelerator": "a30", "count": 1}
@@ -121,7 +83,7 @@ async def test_second_user_is_refused_when_nothing_is_free(hub: Any, emulator: E
 
 
 async def test_rest_api_with_bad_options_gets_400_and_no_pod(hub: Any, emulator: Emulator) -> None:
-    _user(hub, "carol", "cms")
+    add_user(hub, "carol", "cms")
     response = await api_request(
         hub,
         "users",
@@ -140,7 +102,7 @@ async def _spawn_page(app: Any, name: str, *groups: str) -> tuple[Any, dict[str,
     from bs4 import BeautifulSoup
     from jupyterhub.tests.utils import async_requests, public_host
 
-    user = _user(app, name, *groups)
+    user = add_user(app, name, *groups)
     cookies = await app.login_user(name)
     response = await async_requests.get(
         public_host(app) + app.hub.base_url + "spawn", cookies=cookies
@@ -168,7 +130,7 @@ async def test_a_browser_form_post_starts_the_server(hub: Any, emulator: Emulato
         },
     )
     response.raise_for_status()
-    await _until(lambda: emulator.objects("Pod", NS), timeout=20)
+    await until(lambda: emulator.objects("Pod", NS), timeout=20)
     pod = emulator.objects("Pod", NS)[0]
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert user.spawner.user_options["accelerator"] == "a30"
@@ -201,8 +163,8 @@ async def test_reserved_nodes_serve_only_their_project(hub: Any, emulator: Emula
         emulator.store.update(NODES, node)
 
     emulator.call(reserve)
-    outsider = _user(hub, "olga", "ml-infn")
-    member = _user(hub, "mario", "cms")
+    outsider = add_user(hub, "olga", "ml-infn")
+    member = add_user(hub, "mario", "cms")
     assert await _free(hub, outsider, "rtx5000") == 0  # not offered: reserved for cms
     assert await _free(hub, member, "rtx5000") == 2
     member.spawner.user_options = {"image": "cuda-ml", "accelerator": "rtx5000"}

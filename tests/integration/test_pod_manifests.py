@@ -13,6 +13,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from jupyterhub import orm
 from kubernetes_asyncio.client import ApiClient
 
@@ -28,7 +29,34 @@ CASES = {
     ),
     "mig-pinned": ("qml", {"image": "qml", "accelerator": "a100-3g-40gb", "server": "server-3"}),
     "fpga": ("fpga-lab", {"accelerator": "u250"}),
+    "scratch-csi-buckets": ("ml-infn", {"scratch": "50Gi"}),
+    "no-storage": ("cms", {}),
 }
+# configuration variants of examples/platform.yaml (default: the file as it is)
+VARIANTS = {
+    "scratch-csi-buckets": {
+        "scratch": {"sizeChoices": ["10Gi", "50Gi"]},  # an emptyDir: no storage class
+        "buckets": {"mode": "csi", "endpoint": "https://rgw.cloud.infn.it"},
+        "cvmfs": {"repositories": ["sft.cern.ch"], "claimName": "cvmfs"},
+    },
+    "no-storage": None,
+}
+
+
+def _platform_file(case: str, folder: Path) -> Path:
+    if case not in VARIANTS:
+        return EXAMPLES / "platform.yaml"
+    data = yaml.safe_load((EXAMPLES / "platform.yaml").read_text())
+    variant = VARIANTS[case]
+    if variant is None:
+        data.pop("storage")
+    else:
+        data["storage"].update(variant)
+    path = folder / "platform.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 # values that change from run to run
 _VOLATILE = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES")
 
@@ -42,13 +70,13 @@ def _stable(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-async def test_golden_pod_manifest(case: str, hub_app: Any, kube_env: Path) -> None:
+async def test_golden_pod_manifest(case: str, hub_app: Any, kube_env: Path, tmp_path: Path) -> None:
     project, options = CASES[case]
     app = await hub_app(
         config={
             "JupyterHub": {"spawner_class": AIInfnSpawner},
             "AIInfnSpawner": {
-                "platform_config_file": str(EXAMPLES / "platform.yaml"),
+                "platform_config_file": str(_platform_file(case, tmp_path)),
                 "notebook_priority_class": "notebook",
                 "namespace": "jupyterhub",
                 "cmd": ["jupyterhub-singleuser"],

@@ -1,0 +1,79 @@
+"""A local S3-compatible server with STS (moto), for bucket tests and the local platform.
+
+moto answers ``AssumeRoleWithWebIdentity`` with temporary keys for any token and serves S3 on
+the same port; it binds to 127.0.0.1 only. It lives in its own virtualenv (``.tools/moto``,
+made by ``scripts/setup``) because its botocore pins a python-dateutil the kubernetes client
+cannot use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Self
+
+from .processes import ManagedProcess, ProcessError, free_port
+
+ENV_VAR = "AIINFN_MOTO_SERVER"
+
+
+def moto_server_path() -> Path | None:
+    """``$AIINFN_MOTO_SERVER``, else ``.tools/moto/bin/moto_server`` of the checkout or cwd."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    checkout = Path(__file__).resolve().parents[2]
+    for base in (checkout, Path.cwd()):
+        candidate = base / ".tools" / "moto" / "bin" / "moto_server"
+        if candidate.exists():
+            return candidate
+    found = shutil.which("moto_server")
+    return Path(found) if found else None
+
+
+class LocalS3:
+    """moto's server on 127.0.0.1; ``endpoint`` serves both S3 and STS."""
+
+    def __init__(self, state_dir: Path, port: int = 0) -> None:
+        self.state_dir = state_dir
+        self.port = port or free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        server = moto_server_path()
+        if server is None:
+            raise ProcessError("moto_server is not installed: run scripts/setup")
+        self.process = ManagedProcess(
+            "the local S3 server",
+            [str(server), "-H", "127.0.0.1", "-p", str(self.port)],
+            self.state_dir / "s3-server.log",
+        ).start()
+        try:
+            self.process.wait_until(self.answers, timeout, "serving S3")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,191 @@
+"""Bucket access with real rclone (Debian's) against a local S3 + STS server (moto), with
+tokens from the real local OpenID provider, driven by the sidecar's own configuration
+(``rclone_environment`` and the scripts of ``aiinfn_hub/storage/scripts``).
+
+moto's STS accepts any token, so what these tests establish is our side: the token is read
+from the file (fresh at every credential fetch), never from the environment, and a missing
+token gives the user the clear note.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from iam_platform import STORAGE_AUDIENCE, provider_code_flow, provider_settings
+
+from aiinfn_hub.auth.tokens import exchange_params
+from aiinfn_hub.config.storage import Buckets
+from aiinfn_hub.dev.oidc import LocalOIDCProvider, OIDCClient
+from aiinfn_hub.dev.processes import free_port
+from aiinfn_hub.dev.s3_server import LocalS3
+from aiinfn_hub.storage.buckets import rclone_environment
+from aiinfn_hub.storage.scripts import script
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    if shutil.which("rclone") is None:
+        pytest.fail("rclone is not installed: run scripts/setup (Debian package rclone)")
+    with LocalS3(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOIDCProvider]:
+    settings = provider_settings(free_port(), secrets.token_urlsafe(16))
+    with LocalOIDCProvider(settings, tmp_path_factory.mktemp("oidc")) as running:
+        yield running
+
+
+def storage_token(provider: LocalOIDCProvider) -> str:
+    """A storage token for alice, obtained the way the hub does (login, then exchange)."""
+    client: OIDCClient = provider.settings.clients[0]
+    login = provider_code_flow(provider, client, "alice", "alice-pw")
+    answer = requests.post(
+        provider.discovery()["token_endpoint"],
+        data=exchange_params(login["access_token"], STORAGE_AUDIENCE, ["storage.read:/"]),
+        auth=(client.client_id, client.client_secret),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def sidecar_env(s3: LocalS3, token_file: Path, work: Path) -> dict[str, str]:
+    """The sidecar's environment, plus the AWS config its script writes (credential_process)."""
+    buckets = Buckets(endpoint=s3.endpoint, provider="Other", region="us-east-1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env |= rclone_environment(buckets, "alice", str(token_file))
+    (work / "sts-credentials.sh").write_text(env["AIINFN_STS_SCRIPT"])
+    (work / "aws-config").write_text(
+        f"[default]\ncredential_process = sh {work / 'sts-credentials.sh'}\n"
+    )
+    env |= {
+        "AWS_CONFIG_FILE": str(work / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "RCLONE_CONFIG": "/dev/null",
+    }
+    return env
+
+
+def rclone(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["rclone", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_provider_token_lists_and_writes_the_bucket_and_a_refreshed_one_too(
+    s3: LocalS3, provider: LocalOIDCProvider, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(storage_token(provider))
+    env = sidecar_env(s3, token_file, tmp_path)
+    assert token_file.read_text() not in str(env)  # only the file's path is in the environment
+    assert rclone(env, "mkdir", "buckets:alice").returncode == 0
+    (tmp_path / "notes.txt").write_text("dataset v1")
+    result = rclone(env, "copyto", str(tmp_path / "notes.txt"), "buckets:alice/notes.txt")
+    assert result.returncode == 0, result.stderr
+    assert rclone(env, "lsf", "buckets:alice").stdout.split() == ["notes.txt"]
+
+    # the hub renews the token: the kubelet rewrites the file; the next fetch reads it
+    token_file.write_text(storage_token(provider))
+    result = rclone(env, "cat", "buckets:alice/notes.txt")
+    assert result.returncode == 0 and result.stdout == "dataset v1"
+
+    # the token is gone (e.g. the user logged out and the Secret was emptied): no access
+    token_file.write_text("")
+    result = rclone(env, "lsf", "buckets:alice")
+    assert result.returncode != 0
+    assert "credential_process" in result.stderr
+
+
+def run_sidecar(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["sh", "-c", script("bucket-mount.sh"), "bucket-mount"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_the_sidecar_without_a_token_leaves_a_clear_note(s3: LocalS3, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"  # never written: the Secret is missing
+    env = sidecar_env(s3, token_file, tmp_path)
+    root = tmp_path / "buckets"
+    env |= {"AIINFN_BUCKETS": "alice", "AIINFN_MOUNT_ROOT": str(root), "AIINFN_TOKEN_WAIT": "0"}
+    log = tmp_path / "sidecar.log"
+    process = run_sidecar(env, log)
+    try:
+        note = root / "alice" / "MOUNT-FAILED.txt"
+        assert wait_for(note.exists, 20), log.read_text()
+        assert "no IAM token is available for your account" in note.read_text()
+        assert wait_for(lambda: "aiinfn-bucket: FAILED alice" in log.read_text(), 5)
+        assert process.poll() is None  # the server is not blocked: the sidecar keeps running
+    finally:
+        stop(process)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/dev/fuse").exists() or not shutil.which("fusermount3"),
+    reason="FUSE mounts need root, /dev/fuse and fusermount3 (CI has them)",
+)
+def test_the_sidecar_mounts_the_bucket_with_the_provider_token(
+    s3: LocalS3, provider: LocalOIDCProvider, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(storage_token(provider))
+    env = sidecar_env(s3, token_file, tmp_path)
+    assert rclone(env, "mkdir", "buckets:mounted").returncode == 0
+    (tmp_path / "in.txt").write_text("from S3")
+    assert rclone(env, "copyto", str(tmp_path / "in.txt"), "buckets:mounted/in.txt").returncode == 0
+    root = tmp_path / "buckets"
+    env |= {
+        "AIINFN_BUCKETS": "mounted",
+        "AIINFN_MOUNT_ROOT": str(root),
+        "AIINFN_MOUNT_OPTIONS": "--vfs-cache-mode=writes --dir-cache-time=1s",
+    }
+    log = tmp_path / "sidecar.log"
+    process = run_sidecar(env, log)
+    try:
+        assert wait_for(lambda: "aiinfn-bucket: mounted mounted" in log.read_text(), 30), (
+            log.read_text()
+        )
+        assert (root / "mounted" / "in.txt").read_text() == "from S3"
+        (root / "mounted" / "out.txt").write_text("from the notebook")
+        assert wait_for(
+            lambda: "out.txt" in rclone(env, "lsf", "buckets:mounted").stdout.split(), 30
+        )
+    finally:
+        stop(process)
+    assert not (root / "mounted" / "in.txt").exists()  # unmounted on stop
