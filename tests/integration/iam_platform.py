@@ -172,6 +172,7 @@ def start_hub(
     poll_interval: int = 30,
     crypt_key: bool = True,
     wait: bool = True,
+    platform: Path | None = None,
 ) -> Hub:
     """Write the config and start ``jupyterhub``; returns once the API answers (if ``wait``)."""
     state.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,7 @@ def start_hub(
             proxy_api_port=free_port(),
             chp=str(node_bin("configurable-http-proxy")),
             state=state,
-            platform=str(platform_without_storage(state)),
+            platform=str(platform or platform_without_storage(state)),
             issuer=provider.issuer,
             client_id=CLIENT_ID,
             secret_file=str(secret_file),
@@ -227,8 +228,16 @@ def start_hub(
 def platform_without_storage(folder: Path) -> Path:
     """examples/platform.yaml less its storage section: these hubs run pods as local processes
     and test login and tokens, not mounts."""
+    return platform_with_storage(folder, None)
+
+
+def platform_with_storage(folder: Path, storage: dict[str, Any] | None) -> Path:
+    """examples/platform.yaml with ``storage`` in place of its own (``None``: no storage)."""
     data = yaml.safe_load((EXAMPLES / "platform.yaml").read_text())
     data.pop("storage", None)
+    if storage is not None:
+        data["storage"] = storage
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "platform.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

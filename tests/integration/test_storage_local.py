@@ -1,0 +1,160 @@
+"""Storage end to end in local mode: a real hub with IAM login spawns a pod whose containers the
+emulator runs as local processes with their volumes as folders. The storage-init container
+creates the home and project folders, the rclone sidecar mounts the user's bucket from the
+local S3 server with the user's token, and the single-user server works in the home."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bucket_helpers import rclone, sidecar_env
+from iam_platform import (
+    EXAMPLES,
+    NAMESPACE,
+    Hub,
+    dump,
+    platform_with_storage,
+    provider_settings,
+    sign_in,
+    start_hub,
+    wait_for,
+)
+
+from aiinfn_hub.dev.emulator.cluster import load_cluster_file
+from aiinfn_hub.dev.emulator.controllers.volumes import host_path
+from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.oidc import LocalOIDCProvider
+from aiinfn_hub.dev.processes import free_port
+from aiinfn_hub.dev.s3_server import LocalS3
+
+pytestmark = pytest.mark.slow
+ROOT = os.geteuid() == 0
+FUSE = ROOT and Path("/dev/fuse").exists() and shutil.which("fusermount3") is not None
+
+
+def storage(s3: LocalS3) -> dict[str, Any]:
+    uid, gid = (1000, 100) if ROOT else (os.geteuid(), os.getegid())
+    return {
+        "nfs": {"server": "nfs.local", "path": "/exports"},
+        "home": {"uid": uid, "gid": gid},
+        "environments": {"dir": "envs", "mountPath": "/envs"},
+        "scratch": {"sizeChoices": ["1Gi"]},
+        "buckets": {
+            "endpoint": s3.endpoint,
+            "provider": "Other",
+            "region": "us-east-1",
+            "mountOptions": ["--vfs-cache-mode=writes", "--dir-cache-time=1s"],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, LocalS3]]:
+    state = tmp_path_factory.mktemp("storage-local")
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"),
+        state_dir=state / "emulator",
+        run_processes=True,
+    ).start()
+    s3 = LocalS3(state / "s3").start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(
+        provider_settings(proxy_port, client_secret), state / "oidc"
+    ).start()
+    running = None
+    try:
+        running = start_hub(
+            state / "hub",
+            emulator,
+            provider,
+            proxy_port=proxy_port,
+            client_secret=client_secret,
+            platform=platform_with_storage(state / "config", storage(s3)),
+        )
+        yield running, s3
+    except BaseException:
+        if running is not None:
+            dump(running)
+        raise
+    finally:
+        if running is not None:
+            running.process.stop()
+        provider.stop()
+        s3.stop()
+        emulator.stop()
+
+
+def test_home_projects_scratch_and_bucket_are_there(
+    hub: tuple[Hub, LocalS3], tmp_path: Path
+) -> None:
+    running, s3 = hub
+    # alice's bucket holds a dataset already
+    token_file = tmp_path / "token"
+    token_file.write_text("any-token-for-the-setup")
+    env = sidecar_env(s3, token_file, tmp_path)
+    assert rclone(env, "mkdir", "buckets:alice").returncode == 0
+    (tmp_path / "data.csv").write_text("x,y\n1,2\n")
+    assert (
+        rclone(env, "copyto", str(tmp_path / "data.csv"), "buckets:alice/data.csv").returncode == 0
+    )
+
+    _, page = sign_in(running, "alice", "alice-pw")
+    assert page.status_code == 200
+    response = running.admin("POST", "/users/alice/server", json={})
+    assert response.status_code in (201, 202), response.text
+    try:
+        wait_for(
+            lambda: running.admin_get("/users/alice")["servers"].get("", {}).get("ready"),
+            90,
+            "alice's server",
+        )
+        (pod,) = [
+            p
+            for p in running.emulator.objects("Pod", NAMESPACE)
+            if p["metadata"]["name"] == "jupyter-alice"
+        ]
+        state_dir = running.emulator.state_dir
+
+        def where(path: str, container: str = "notebook") -> Path:
+            found = host_path(pod, container, path, state_dir)
+            assert found is not None, path
+            return found
+
+        home = where("/home/jovyan").stat()
+        assert home.st_mode & 0o7777 == 0o700
+        if ROOT:
+            assert (home.st_uid, home.st_gid) == (1000, 100)
+        cms = where("/home/jovyan/projects/cms").stat()
+        assert cms.st_mode & 0o7777 == 0o2770 and cms.st_gid == 5002
+        assert where("/scratch").is_dir()
+        # the single-user server runs in the home: it wrote its runtime files there
+        assert (where("/home/jovyan") / ".local").exists() or any(where("/home/jovyan").iterdir())
+        # the hub's token Secret reached the sidecar as a file
+        token = where("/var/run/aiinfn/token/token", "bucket-mount").read_text()
+        assert token == running.auth_state("alice")["storage_token"]["access_token"]
+        if FUSE:
+            data = where("/home/jovyan/buckets") / "alice" / "data.csv"
+            wait_for(data.exists, 30, "the bucket mount")
+            assert data.read_text() == "x,y\n1,2\n"
+    finally:
+        running.admin("DELETE", "/users/alice/server")
+    wait_for(
+        lambda: (
+            not [
+                p
+                for p in running.emulator.objects("Pod", NAMESPACE)
+                if p["metadata"]["name"] == "jupyter-alice"
+            ]
+        ),
+        60,
+        "the pod to go",
+    )
+    # the data stays on the platform file system after the server is gone
+    homes = running.emulator.state_dir / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
+    assert (homes / "alice").is_dir()
