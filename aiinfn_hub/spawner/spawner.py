@@ -7,6 +7,7 @@ Registered as the ``jupyterhub.spawners`` entry point ``aiinfn``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..kube.informer import ClusterView
 from ..live_inventory import LiveInventory
 from ..storage import StoragePlan, spawner_settings, storage_plan
 from ..storage.buckets import SIDECAR as BUCKET_SIDECAR
+from ..storage.nfs import INIT_CONTAINER as STORAGE_INIT
 from ..storage.plan import TRAITS as STORAGE_TRAITS
 from . import policy
 from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_options
@@ -220,13 +222,59 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     async def start(self) -> Any:
         self._progress_notes = []
         self._storage_reported = asyncio.Event()
+        self.storage_plan = None
         try:
             await self.write_token_secret()
-            result = await super().start()
+            result = await self._start_watching_storage_init()
             await self.report_storage()
         finally:
             self._storage_reported.set()
         return result
+
+    async def _start_watching_storage_init(self) -> Any:
+        """KubeSpawner's start, cut short with the reason if storage-init fails.
+
+        A failed storage-init (e.g. a symlink planted in place of the home) would otherwise
+        leave the pod initializing until ``start_timeout``.
+        """
+        start = asyncio.ensure_future(super().start())
+        watcher = asyncio.ensure_future(self._storage_init_failure())
+        try:
+            await asyncio.wait({start, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and not watcher.cancelled() and watcher.result():
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await start
+                raise web.HTTPError(500, _escape(watcher.result() or ""))
+            return await start
+        finally:
+            watcher.cancel()
+
+    async def _storage_init_failure(self) -> str | None:
+        """Wait for the storage-init container to fail; the user-facing reason."""
+        key = f"{self.namespace}/{self.pod_name}"
+        while True:
+            await asyncio.sleep(1)
+            if self.storage_plan is None:
+                continue  # kubespawner applies the options (and so the plan) inside its start
+            if not self.storage_plan.init_containers:
+                return None
+            pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
+            if not pod or not storage_init_failed(pod):
+                continue
+            try:
+                log = await self.api.read_namespaced_pod_log(
+                    self.pod_name, self.namespace, container=STORAGE_INIT, tail_lines=5
+                )
+            except client.ApiException:
+                log = ""
+            reasons = [line for line in str(log or "").splitlines() if "storage-init:" in line]
+            why = reasons[-1].split("storage-init:", 1)[1].strip() if reasons else "it failed"
+            self.log.error("storage-init of %s failed: %s", self.user.name, why)
+            return (
+                f"Your storage could not be prepared: {why}. Nothing was changed; please "
+                "tell the platform administrators."
+            )
 
     async def progress(self) -> Any:
         """KubeSpawner's events, then storage notes (e.g. a bucket that could not be mounted)."""
@@ -347,6 +395,18 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         else:
             self.log.info("Token Secret %s of %s deleted", name, self.user.name)
         self._token_written = None
+
+
+def storage_init_failed(pod: dict[str, Any]) -> bool:
+    """Whether the pod's storage-init container has exited with an error (now or before)."""
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if status.get("name") != STORAGE_INIT:
+            continue
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            terminated = state.get("terminated")
+            if terminated and terminated.get("exitCode", 0) != 0:
+                return True
+    return False
 
 
 def parse_bucket_report(log: str) -> list[tuple[str, str | None]]:

@@ -5,14 +5,18 @@ local S3 server with the user's token, and the single-user server works in the h
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from bucket_helpers import rclone, sidecar_env
 from iam_platform import (
     EXAMPLES,
@@ -158,3 +162,92 @@ def test_home_projects_scratch_and_bucket_are_there(
     # the data stays on the platform file system after the server is gone
     homes = running.emulator.state_dir / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
     assert (homes / "alice").is_dir()
+
+
+def test_a_symlink_planted_in_place_of_a_home_stops_the_spawn_with_the_reason(
+    hub: tuple[Hub, LocalS3], tmp_path: Path
+) -> None:
+    running, _ = hub
+    homes = running.emulator.state_dir / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
+    homes.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "someone-elses-data"
+    victim.mkdir()
+    victim.chmod(0o755)
+    (homes / "bob").symlink_to(victim)
+    _, page = sign_in(running, "bob", "bob-pw")
+    assert page.status_code == 200
+    began = time.monotonic()
+    response = running.admin("POST", "/users/bob/server", json={})
+    # failing within the hub's slow-spawn wait, the start request itself gets the reason
+    assert response.status_code in (202, 500), response.text
+    if response.status_code == 500:
+        assert "Your storage could not be prepared" in response.json()["message"]
+        assert "is a symbolic link: refusing to follow it" in response.json()["message"]
+
+    def gave_up() -> bool:
+        model = running.admin_get("/users/bob")
+        return not model["servers"] and not model.get("pending")
+
+    wait_for(gave_up, 50, "the spawn to fail")
+    assert time.monotonic() - began < 50  # well before start_timeout (60 s)
+    log = running.log()
+    assert "storage-init of bob failed:" in log
+    assert "is a symbolic link: refusing to follow it" in log
+    assert victim.stat().st_mode & 0o7777 == 0o755 and not any(victim.iterdir())
+    wait_for(
+        lambda: all(
+            p["metadata"]["name"] != "jupyter-bob"
+            for p in running.emulator.objects("Pod", NAMESPACE)
+        ),
+        60,
+        "bob's pod to be removed",
+    )
+
+
+def test_a_bucket_that_cannot_be_mounted_is_named_on_the_progress_page(
+    hub: tuple[Hub, LocalS3],
+) -> None:
+    running, _ = hub  # nobody created a bucket for this user
+    _, page = sign_in(running, "root-admin", "admin-pw")
+    assert page.status_code == 200
+    # start the server from another thread and follow its progress like the spawn page does
+    started = concurrent.futures.ThreadPoolExecutor(1).submit(
+        running.admin, "POST", "/users/root-admin/server", json={}
+    )
+    wait_for(
+        lambda: (
+            running.admin_get("/users/root-admin").get("servers", {}).get("", {}).get("pending")
+            or started.done()
+        ),
+        30,
+        "the spawn to begin",
+    )
+    messages: list[str] = []
+    try:
+        with requests.get(
+            f"{running.api}/users/root-admin/server/progress",
+            headers={"Authorization": f"token {running.api_token}"},
+            stream=True,
+            timeout=120,
+        ) as stream:
+            for line in stream.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[len("data:") :])
+                    messages.append(event.get("message", ""))
+                    if event.get("ready") or event.get("failed"):
+                        break
+        assert any(m.startswith("Bucket root-admin is not mounted") for m in messages), messages
+        (pod,) = [
+            p
+            for p in running.emulator.objects("Pod", NAMESPACE)
+            if p["metadata"]["name"] == "jupyter-root-admin"
+        ]
+        buckets = host_path(pod, "notebook", "/home/jovyan/buckets", running.emulator.state_dir)
+        assert buckets is not None
+        note = (buckets / "root-admin" / "MOUNT-FAILED.txt").read_text()
+        assert "could not be mounted here: the object store refused access" in note
+        # the server started anyway
+        assert started.result().status_code in (201, 202)
+        assert running.admin_get("/users/root-admin")["servers"][""]["ready"]
+    finally:
+        running.admin("DELETE", "/users/root-admin/server")
