@@ -251,9 +251,6 @@ class Storage(ConfigSection):
         "docker.io/library/busybox:1.37",
         description="Image of the init container creating homes and project folders.",
     )
-    token_secret_key: str = Field(
-        "token", description="Key of the user's token Secret holding the IAM token."
-    )
 
     def summary(self) -> str:
         """One line: which parts are configured."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import PlatformConfig
 from ..kube.literal import literal
+from ..spawner.token_secret import TOKEN_KEY
 from . import buckets as bucket_builders
 from . import ephemeral, nfs
 
@@ -99,11 +100,7 @@ def storage_plan(
         if names and buckets.mode == "sidecar":
             volumes += bucket_builders.sidecar_volumes(token_secret)
             mounts.append(bucket_builders.notebook_mount(buckets))
-            sidecars.append(
-                bucket_builders.sidecar_container(
-                    buckets, username, names, storage.token_secret_key
-                )
-            )
+            sidecars.append(bucket_builders.sidecar_container(buckets, username, names, TOKEN_KEY))
         elif names:
             volumes += bucket_builders.csi_volumes(buckets, names, token_secret)
             mounts += bucket_builders.csi_mounts(buckets, names)
