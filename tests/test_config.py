@@ -718,7 +718,8 @@ def test_yaml_merge_keys_may_be_overridden() -> None:
     text = "x-gpu: &gpu {kind: gpu, resource: nvidia.com/gpu, memoryGiB: 16, description: GPU}\n"
     assert _errors_text(text + "images: []\n") == [
         "images: expected at least 1 item (got [])",
-        "x-gpu: unknown key (allowed here: accelerators, images, resources, projects, storage)",
+        "x-gpu: unknown key (allowed here: accelerators, images, resources, projects, storage, "
+        "jobs)",
     ]
     config = load_platform_config(
         "images: [{name: base, image: 'a:1', description: Base}]\n"

@@ -75,7 +75,7 @@ def test_several_errors_are_all_listed(tmp_path: Path) -> None:
         f"{file}: 2 errors",
         "  resources.defaultCpu: expected one of cpuChoices (1, 2) (got 4)",
         '  project: unknown key; did you mean "projects"? (allowed here: accelerators, images, '
-        "resources, projects, storage)",
+        "resources, projects, storage, jobs)",
     ]
 
 

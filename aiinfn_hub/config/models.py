@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from .base import ConfigSection
 from .errors import Issues
+from .jobs import Jobs
 from .storage import BucketName, Storage
 from .values import (
     Cores,
@@ -359,6 +360,10 @@ class PlatformConfig(ConfigSection):
         default_factory=Storage,
         description="What every server mounts: NFS home and project folders, managed "
         "environments, scratch, CVMFS, buckets. Default: nothing.",
+    )
+    jobs: Jobs = Field(
+        default_factory=Jobs,
+        description="Bunshin jobs: namespace, queues, priority classes, limits, offloading.",
     )
 
     @model_validator(mode="after")

@@ -74,7 +74,7 @@ c.IAMAuthenticator.auth_refresh_age = {refresh_age}
 c.JupyterHub.services = [{{"name": "test-admin", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "services": ["test-admin"],
-      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:groups",
+      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:groups", "tokens",
                  "access:servers"]}},
 ]
 c.AIInfnSpawner.namespace = {namespace!r}
@@ -173,6 +173,7 @@ def start_hub(
     crypt_key: bool = True,
     wait: bool = True,
     platform: Path | None = None,
+    extra_config: str = "",
 ) -> Hub:
     """Write the config and start ``jupyterhub``; returns once the API answers (if ``wait``)."""
     state.mkdir(parents=True, exist_ok=True)
@@ -198,6 +199,7 @@ def start_hub(
             namespace=NAMESPACE,
             poll_interval=poll_interval,
         )
+        + extra_config
     )
     env = dict(os.environ)
     env["KUBECONFIG"] = str(emulator.write_kubeconfig())

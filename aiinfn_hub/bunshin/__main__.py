@@ -1,0 +1,52 @@
+"""``python -m aiinfn_hub.bunshin --config PATH``: run the service (as a JupyterHub service)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..config import PlatformConfigError
+from .app import bind_address, make_app, make_service
+
+
+async def serve(config_path: Path) -> None:
+    service = await make_service(config_path)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/bunshin/")
+    host, port = bind_address()
+    make_app(service, prefix).listen(port, address=host)
+    logging.getLogger("bunshin").info("Bunshin serving on %s:%s%s", host, port, prefix)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bunshin-service", description=__doc__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("AIINFN_PLATFORM_CONFIG", "/etc/aiinfn/platform.yaml")),
+        help="platform configuration YAML (default: $AIINFN_PLATFORM_CONFIG)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname).1s %(asctime)s bunshin] %(message)s"
+    )
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN"):
+        if not os.environ.get(name):
+            print(f"bunshin: {name} is not set: run me as a JupyterHub service", file=sys.stderr)
+            return 2
+    try:
+        asyncio.run(serve(args.config))
+    except PlatformConfigError as exc:
+        print(f"bunshin: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

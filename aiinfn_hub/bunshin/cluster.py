@@ -1,0 +1,224 @@
+"""The service's I/O: the Hub API (whose server, which pod) and Kubernetes (jobs, pods, logs).
+
+Thin on purpose: decisions live in ``policy`` and ``job``; here calls are made and failures
+become :class:`BunshinError` with what the user can do about them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..config import PlatformConfig
+from ..kube.rest import KubeError, KubeRest
+from ..spawner.pod_settings import LABEL_PREFIX
+from .errors import BunshinError
+from .job import (
+    CANCELLED,
+    MANAGED_BY,
+    USER_LABEL,
+    job_manifest,
+    job_name,
+    sandbox_configmap,
+    user_label,
+)
+from .policy import JobPlan
+
+JSON = dict[str, Any]
+WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")
+
+
+def unavailable(what: str, error: KubeError) -> BunshinError:
+    if error.status == 0 or error.status >= 500:
+        return BunshinError(
+            503,
+            "unavailable",
+            f"the cluster did not answer while {what} ({error.reason}); nothing was left "
+            "half-made, try again in a moment",
+        )
+    return BunshinError(500, "cluster-refused", f"the cluster refused {what}: {error.message}")
+
+
+class HubClient:
+    """Reads users' servers from the Hub API with the service's own token."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.http = AsyncHTTPClient()
+
+    async def server(self, username: str, server: str) -> JSON:
+        """The user's named server model (with ``state``), or 409 when it is not running."""
+        request = HTTPRequest(
+            f"{self.api_url}/users/{quote(username, safe='')}",
+            headers={"Authorization": f"token {self.token}"},
+            request_timeout=15,
+        )
+        try:
+            response = await self.http.fetch(request)
+        except HTTPClientError as exc:
+            if exc.code == 404:
+                raise BunshinError(404, "not-found", "no such user on the hub") from None
+            raise BunshinError(503, "unavailable", "the hub did not answer; try again") from None
+        except OSError:
+            raise BunshinError(503, "unavailable", "the hub did not answer; try again") from None
+        model = json.loads(response.body)
+        found = (model.get("servers") or {}).get(server)
+        label = f"server {server!r}" if server else "your default server"
+        if not found or not found.get("ready"):
+            raise BunshinError(
+                409, "no-server", f"{label} is not running: start it, then clone it as a job"
+            )
+        state: JSON = found.get("state") or {}
+        if not state.get("pod_name"):
+            raise BunshinError(409, "no-server", f"{label} has no pod to clone")
+        return dict(found)
+
+
+class Jobs:
+    """Jobs, their pods, sandboxes and Kueue workloads in the jobs' namespace."""
+
+    def __init__(self, kube: KubeRest, config: PlatformConfig) -> None:
+        self.kube = kube
+        self.config = config
+
+    @property
+    def namespace(self) -> str:
+        return self.config.jobs.namespace
+
+    def _jobs_path(self, name: str = "") -> str:
+        base = f"/apis/batch/v1/namespaces/{self.namespace}/jobs"
+        return f"{base}/{name}" if name else base
+
+    async def pod(self, namespace: str, name: str) -> JSON:
+        try:
+            pod: JSON = await self.kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except KubeError as exc:
+            if exc.status == 404:
+                raise BunshinError(409, "no-server", "the server's pod is gone") from None
+            raise unavailable("reading your server's pod", exc) from None
+        return pod
+
+    async def of_user(self, username: str | None) -> list[JSON]:
+        selector = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+        if username is not None:
+            selector += f",{USER_LABEL}={user_label(username)}"
+        try:
+            answer = await self.kube.get(self._jobs_path(), labelSelector=selector)
+        except KubeError as exc:
+            raise unavailable("listing jobs", exc) from None
+        items: list[JSON] = answer.get("items") or []
+        if username is not None:  # the label may be a hash: confirm with the exact name
+            items = [j for j in items if owner(j) == username]
+        return items
+
+    async def get(self, name: str) -> JSON:
+        try:
+            job: JSON = await self.kube.get(self._jobs_path(name))
+        except KubeError as exc:
+            if exc.status == 404:
+                raise BunshinError(404, "not-found", f"no job {name!r}") from None
+            raise unavailable("reading the job", exc) from None
+        if (job["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
+            raise BunshinError(404, "not-found", f"no job {name!r}")
+        return job
+
+    async def pods(self, selector_user: str | None = None) -> list[JSON]:
+        selector = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+        if selector_user is not None:
+            selector += f",{USER_LABEL}={user_label(selector_user)}"
+        try:
+            answer = await self.kube.get(
+                f"/api/v1/namespaces/{self.namespace}/pods", labelSelector=selector
+            )
+        except KubeError as exc:
+            raise unavailable("listing the jobs' pods", exc) from None
+        items: list[JSON] = answer.get("items") or []
+        return items
+
+    async def workloads(self) -> list[JSON]:
+        """Kueue Workloads of the namespace (v1beta2, else v1beta1; none without Kueue)."""
+        for version in WORKLOAD_VERSIONS:
+            try:
+                answer = await self.kube.get(
+                    f"/apis/kueue.x-k8s.io/{version}/namespaces/{self.namespace}/workloads"
+                )
+            except KubeError as exc:
+                if exc.status == 404:
+                    continue
+                raise unavailable("reading the queue", exc) from None
+            items: list[JSON] = answer.get("items") or []
+            return items
+        return []
+
+    async def log(self, pod: str, tail: int | None) -> str:
+        query: dict[str, Any] = {"container": "main"}
+        if tail is not None:
+            query["tailLines"] = tail
+        try:
+            text: str = await self.kube.call(
+                "GET", f"/api/v1/namespaces/{self.namespace}/pods/{pod}/log", query=query, text=True
+            )
+        except KubeError as exc:
+            if exc.status in (400, 404):
+                return ""  # not started yet, or gone
+            raise unavailable("reading the logs", exc) from None
+        return text
+
+    async def create(self, plan: JobPlan) -> JSON:
+        """Create the suspended Job, then its sandbox; undo the Job if the sandbox fails."""
+        for _ in range(3):
+            name = f"{_job_prefix(plan.user)}-{secrets.token_hex(3)}"
+            manifest = job_manifest(plan, self.config, name)
+            try:
+                job: JSON = await self.kube.post(self._jobs_path(), manifest)
+                break
+            except KubeError as exc:
+                if exc.status == 409:
+                    continue  # the random suffix is taken: draw another
+                raise unavailable("creating the job", exc) from None
+        else:
+            raise BunshinError(503, "unavailable", "could not find a free job name; try again")
+        if plan.sandbox:
+            try:
+                await self.kube.post(
+                    f"/api/v1/namespaces/{self.namespace}/configmaps",
+                    sandbox_configmap(plan, job),
+                )
+            except KubeError as exc:
+                await self._undo(job)
+                raise unavailable("storing the sandbox files", exc) from None
+        return job
+
+    async def _undo(self, job: JSON) -> None:
+        try:
+            await self.kube.delete(self._jobs_path(job["metadata"]["name"]))
+        except KubeError as exc:  # an admin finds it labelled as ours; say so in the log
+            import logging
+
+            logging.getLogger("bunshin").error(
+                "could not remove job %s after a failure: %s", job["metadata"]["name"], exc
+            )
+
+    async def cancel(self, job: JSON, by: str) -> JSON:
+        try:
+            updated: JSON = await self.kube.merge_patch(
+                self._jobs_path(job["metadata"]["name"]),
+                {"metadata": {"annotations": {CANCELLED: by}}, "spec": {"suspend": True}},
+            )
+        except KubeError as exc:
+            raise unavailable("cancelling the job", exc) from None
+        return updated
+
+
+def owner(job: JSON) -> str:
+    """The exact hub username of a job's owner."""
+    return str((job["metadata"].get("annotations") or {}).get(f"{LABEL_PREFIX}/user", ""))
+
+
+def _job_prefix(username: str) -> str:
+    return job_name(username, "x")[:-2]

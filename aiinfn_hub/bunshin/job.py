@@ -1,0 +1,267 @@
+"""The Kubernetes objects of a Bunshin job, and the job as the API shows it (pure functions).
+
+A ``batch/v1`` Job, suspended for Kueue (``kueue.x-k8s.io/queue-name``), Indexed when it has
+several completions (each pod reads ``JOB_COMPLETION_INDEX``), pods with a negative priority
+class that never preempts (notebooks evict them), a ``podFailurePolicy`` ignoring evictions,
+requests equal to limits, no service account token, and no owner: it survives its notebook.
+The sandbox files go in a ConfigMap owned by the Job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubespawner.slugs import is_valid_label, safe_slug
+
+from ..config import PlatformConfig
+from ..spawner.pod_settings import LABEL_PREFIX
+from .policy import JobPlan
+
+JSON = dict[str, Any]
+MANAGED_BY = "bunshin"
+USER_LABEL = f"{LABEL_PREFIX}/bunshin-user"
+SANDBOX_VOLUME = "sandbox"
+SANDBOX_PATH = "/sandbox"
+CANCELLED = f"{LABEL_PREFIX}/cancelled"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+WORKLOAD_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+
+def user_label(username: str) -> str:
+    """A label value standing for ``username`` (hashed when the name is not label-safe)."""
+    value: str = safe_slug(username, is_valid=is_valid_label, max_length=63)
+    return value
+
+
+def job_name(username: str, suffix: str) -> str:
+    """``bunshin-<user>-<suffix>``: unique (the suffix is random) and a valid Job name."""
+    slug: str = safe_slug(username, max_length=40)
+    return f"bunshin-{slug}-{suffix}"
+
+
+def sandbox_name(name: str) -> str:
+    return f"{name}-sandbox"
+
+
+def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
+    jobs = config.jobs
+    labels = {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        USER_LABEL: user_label(plan.user),
+        f"{LABEL_PREFIX}/project": plan.project,
+        f"{LABEL_PREFIX}/offload": "true" if plan.offload else "false",
+        f"{LABEL_PREFIX}/accelerator": plan.accelerator.name if plan.accelerator else "none",
+        f"{LABEL_PREFIX}/accelerator-count": str(plan.count),
+        QUEUE_LABEL: jobs.queue_name.replace("{project}", plan.project),
+    }
+    if jobs.workload_priority_class:
+        labels[WORKLOAD_PRIORITY_LABEL] = jobs.workload_priority_class
+    annotations = {
+        f"{LABEL_PREFIX}/user": plan.user,
+        f"{LABEL_PREFIX}/server": plan.server,
+        f"{LABEL_PREFIX}/source-pod": plan.source_pod,
+        f"{LABEL_PREFIX}/source-pod-uid": plan.source_uid,
+        f"{LABEL_PREFIX}/command": json.dumps(plan.command),
+        f"{LABEL_PREFIX}/display-name": plan.display_name or "",
+    }
+    resources: dict[str, str] = {"cpu": f"{plan.cpu:g}", "memory": plan.memory}
+    if plan.accelerator is not None:
+        resources[plan.accelerator.resource] = str(plan.count)
+    volumes = list(plan.volumes)
+    mounts = list(plan.mounts)
+    if plan.sandbox:
+        volumes.append({"name": SANDBOX_VOLUME, "configMap": {"name": sandbox_name(name)}})
+        mounts.append({"name": SANDBOX_VOLUME, "mountPath": SANDBOX_PATH, "readOnly": True})
+    container: JSON = {
+        "name": "main",
+        "image": plan.image,
+        "command": plan.command,
+        "env": [*plan.env, {"name": "BUNSHIN_JOB", "value": name}],
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "securityContext": plan.security_context,
+        "volumeMounts": mounts,
+    }
+    if plan.working_dir:
+        container["workingDir"] = plan.working_dir
+    pod_spec: JSON = {
+        "restartPolicy": "Never",
+        "priorityClassName": jobs.priority_class,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "activeDeadlineSeconds": plan.max_runtime_seconds,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if plan.supplemental_gids:
+        pod_spec["securityContext"] = {"supplementalGroups": plan.supplemental_gids}
+    node_selector = dict(plan.accelerator.node_selector) if plan.accelerator else {}
+    tolerations: list[JSON] = []
+    if plan.accelerator is not None:
+        tolerations += [
+            t.model_dump(by_alias=True, exclude_defaults=True) | {"operator": t.operator}
+            for t in plan.accelerator.tolerations
+        ]
+    if plan.offload:
+        node_selector |= jobs.offload.node_selector
+        tolerations.append(
+            {"key": jobs.offload.taint_key, "operator": "Exists", "effect": "NoSchedule"}
+        )
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    spec: JSON = {
+        "suspend": True,
+        "completions": plan.completions,
+        "parallelism": plan.parallelism,
+        "backoffLimit": jobs.backoff_limit,
+        "activeDeadlineSeconds": plan.max_runtime_seconds,
+        "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                }
+            ]
+        },
+        "template": {
+            "metadata": {
+                "labels": {
+                    USER_LABEL: labels[USER_LABEL],
+                    "app.kubernetes.io/managed-by": MANAGED_BY,
+                }
+            },
+            "spec": pod_spec,
+        },
+    }
+    if plan.completions > 1 or plan.parallelism > 1:
+        spec["completionMode"] = "Indexed"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": jobs.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+def sandbox_configmap(plan: JobPlan, job: JSON) -> JSON:
+    """The sandbox files, owned by the Job (deleted with it)."""
+    meta = job["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": sandbox_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {
+                "app.kubernetes.io/managed-by": MANAGED_BY,
+                USER_LABEL: meta["labels"][USER_LABEL],
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "data": dict(plan.sandbox),
+    }
+
+
+def _condition(obj: JSON | None, kind: str) -> JSON | None:
+    for condition in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def job_status(job: JSON, workload: JSON | None, pods: list[JSON]) -> tuple[str, str]:
+    """``(status, reason)``: queued, admitted, running, succeeded, failed or cancelled."""
+    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    if (meta.get("annotations") or {}).get(CANCELLED):
+        return "cancelled", "cancelled by " + meta["annotations"][CANCELLED]
+    done = _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")
+    if done:
+        return "succeeded", ""
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed:
+        return "failed", str(failed.get("message") or failed.get("reason") or "")
+    if spec.get("suspend"):
+        admitted = _condition(workload, "Admitted")
+        if admitted:
+            return "admitted", ""
+        evicted = _condition(workload, "Evicted")
+        if evicted:
+            return "queued", f"evicted: {evicted.get('reason', '')}"
+        reserved = next(
+            (
+                c
+                for c in ((workload or {}).get("status") or {}).get("conditions") or []
+                if c.get("type") == "QuotaReserved"
+            ),
+            None,
+        )
+        return "queued", str((reserved or {}).get("message") or "waiting for the queue")
+    if any((p.get("status") or {}).get("phase") == "Running" for p in pods) or int(
+        status.get("ready") or 0
+    ):
+        return "running", ""
+    return "admitted", "pods starting"
+
+
+def job_view(job: JSON, pods: list[JSON], workload: JSON | None) -> JSON:
+    """The job object of the API."""
+    meta = job["metadata"]
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    status, reason = job_status(job, workload, pods)
+    job_status_ = job.get("status") or {}
+    try:
+        command = json.loads(annotations.get(f"{LABEL_PREFIX}/command", "[]"))
+    except ValueError:
+        command = []
+    accelerator = labels.get(f"{LABEL_PREFIX}/accelerator", "none")
+    return {
+        "id": meta["name"],
+        "name": annotations.get(f"{LABEL_PREFIX}/display-name") or meta["name"],
+        "user": annotations.get(f"{LABEL_PREFIX}/user", ""),
+        "project": labels.get(f"{LABEL_PREFIX}/project", ""),
+        "server": annotations.get(f"{LABEL_PREFIX}/server", ""),
+        "command": command,
+        "accelerator": None
+        if accelerator == "none"
+        else {
+            "name": accelerator,
+            "count": int(labels.get(f"{LABEL_PREFIX}/accelerator-count", 1)),
+        },
+        "offload": labels.get(f"{LABEL_PREFIX}/offload") == "true",
+        "status": status,
+        "reason": reason,
+        "createdAt": meta.get("creationTimestamp"),
+        "startedAt": job_status_.get("startTime"),
+        "finishedAt": job_status_.get("completionTime")
+        or (_condition(job, "Failed") or {}).get("lastTransitionTime"),
+        "pods": [
+            {
+                "name": p["metadata"]["name"],
+                "node": (p.get("spec") or {}).get("nodeName"),
+                "phase": (p.get("status") or {}).get("phase"),
+                "index": (
+                    (p["metadata"].get("annotations") or {}).get(
+                        "batch.kubernetes.io/job-completion-index"
+                    )
+                ),
+            }
+            for p in sorted(pods, key=lambda p: p["metadata"]["name"])
+        ],
+    }

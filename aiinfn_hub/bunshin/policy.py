@@ -1,0 +1,307 @@
+"""Who may run what, where: a request + the user + the source pod -> a :class:`JobPlan` (pure).
+
+The Job is re-derived from the source pod, never copied: image, working directory, literal
+environment without hub tokens, and only the volumes the storage plan gives the user *now*
+(a project lost since the server started is not cloned). Offloaded pods leave the cluster with
+everything mounted into them, so cluster-local volumes refuse an offload, with the list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Accelerator, PlatformConfig, parse_memory
+from ..kube.quantity import parse_quantity
+from ..spawner import policy as spawn_policy
+from ..spawner.pod_settings import LABEL_PREFIX
+from ..spawner.policy import UserContext
+from ..storage import storage_plan
+from ..storage.nfs import INIT_CONTAINER
+from .errors import BunshinError
+from .request import JobRequest
+
+JSON = dict[str, Any]
+NOTEBOOK = "notebook"
+# environment the hub or kubespawner set for the notebook that must not reach a job
+_DROPPED_ENV = re.compile(r"^(JUPYTERHUB_|JPY_|MEM_|CPU_)")
+_SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE)", re.I)
+# volume kinds that stay usable when a pod runs on another site
+_PORTABLE = ("emptyDir",)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """The facts policy needs about the caller and the world."""
+
+    user: UserContext
+    config: PlatformConfig
+    can_offload: bool
+    active_jobs: int
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything the builder needs: all values checked."""
+
+    user: str
+    project: str
+    server: str
+    source_pod: str
+    source_uid: str
+    image: str
+    command: list[str]
+    working_dir: str | None
+    env: list[JSON]
+    cpu: float
+    memory: str
+    accelerator: Accelerator | None
+    count: int
+    completions: int
+    parallelism: int
+    max_runtime_seconds: int
+    offload: bool
+    volumes: list[JSON]
+    mounts: list[JSON]
+    sandbox: dict[str, str]
+    security_context: JSON
+    supplemental_gids: list[int]
+    display_name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _invalid(message: str) -> BunshinError:
+    return BunshinError(422, "invalid", message)
+
+
+def notebook_container(pod: JSON) -> JSON:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    found: JSON | None = next((c for c in containers if c.get("name") == NOTEBOOK), None)
+    if found is None:
+        raise BunshinError(409, "no-server", "the server's pod has no notebook container")
+    return found
+
+
+def check_source_pod(pod: JSON, username: str) -> None:
+    """The pod is the user's running notebook server (annotation, phase, not being deleted)."""
+    meta = pod.get("metadata") or {}
+    owner = (meta.get("annotations") or {}).get("hub.jupyter.org/username")
+    if owner != username:
+        raise BunshinError(403, "forbidden", "that server's pod belongs to someone else")
+    if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
+        raise BunshinError(409, "no-server", "the server is not running; start it first")
+
+
+def choose_project(request: JobRequest, ctx: JobContext) -> str:
+    projects = [name for name, _ in ctx.user.projects(ctx.config)]
+    if request.project is not None:
+        if request.project not in projects:
+            raise BunshinError(
+                403,
+                "forbidden",
+                f"you are not a member of project {request.project!r}; yours: "
+                f"{', '.join(projects) or 'none'}",
+            )
+        return request.project
+    if not projects:
+        raise BunshinError(
+            403, "forbidden", "jobs run in a project's queue and you are in no project"
+        )
+    return projects[0]
+
+
+def _resources(
+    request: JobRequest, ctx: JobContext, container: JSON, pod: JSON
+) -> tuple[float, str, Accelerator | None, int]:
+    config, user = ctx.config, ctx.user
+    limits = (container.get("resources") or {}).get("limits") or {}
+    cpu = request.cpu if request.cpu is not None else float(parse_quantity(limits.get("cpu", "1")))
+    cpus = spawn_policy.allowed_cpus(config, user)
+    if cpus and cpu > max(cpus):
+        raise _invalid(f"cpu: at most {max(cpus):g} cores for you (asked {cpu:g})")
+    memory = request.memory or str(
+        limits.get("memory") or spawn_policy.default_memory(config, user)
+    )
+    try:
+        asked = parse_memory(memory)
+    except ValueError:
+        raise _invalid(f'memory: expected a size like "8Gi" (got {memory!r})') from None
+    memories = spawn_policy.allowed_memory(config, user)
+    if memories and asked > max(parse_memory(m) for m in memories):
+        raise _invalid(f"memory: at most {memories[-1]} for you (asked {memory})")
+    if request.accelerator_given:
+        wanted = request.accelerator
+        name, count = (wanted.name, wanted.count) if wanted else (None, 0)
+    else:  # as the server has it
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        name = labels.get(f"{LABEL_PREFIX}/accelerator")
+        name = None if name in (None, "none") else name
+        count = int(labels.get(f"{LABEL_PREFIX}/accelerator-count") or 0) if name else 0
+    if name is None:
+        return cpu, memory, None, 0
+    allowed = spawn_policy.allowed_accelerators(config, user)
+    model = next((a for a in allowed if a.name == name), None)
+    if model is None:
+        raise _invalid(
+            f"accelerator: {name!r} is not available to you; choose one of: "
+            f"{', '.join(a.name for a in allowed) or 'none'}"
+        )
+    cap = spawn_policy.max_units(config, user, model)
+    if count > cap:
+        raise _invalid(f"accelerator.count: at most {cap} {model.name} for you (asked {count})")
+    return cpu, memory, model, count
+
+
+def _environment(container: JSON, request: JobRequest) -> list[JSON]:
+    kept = [
+        {"name": e["name"], "value": e["value"]}
+        for e in container.get("env") or []
+        if isinstance(e.get("value"), str)
+        and "valueFrom" not in e
+        and not _DROPPED_ENV.match(e["name"])
+        and not _SECRET_ENV.search(e["name"])
+        and e["name"] not in request.env
+    ]
+    return kept + [{"name": k, "value": v} for k, v in sorted(request.env.items())]
+
+
+def _storage(
+    request: JobRequest, ctx: JobContext, pod: JSON, container: JSON
+) -> tuple[list[JSON], list[JSON], list[int]]:
+    """The source pod's volumes the user may still use (as the storage plan says now)."""
+    if not request.storage:
+        return [], [], []
+    plan = storage_plan(
+        ctx.config, ctx.user.name, ctx.user.groups, scratch_size=None, token_secret=""
+    )
+    planned_mounts = {(m["name"], m["mountPath"], m.get("subPath")) for m in plan.mounts}
+    planned_volumes = {v["name"]: v for v in plan.volumes}
+    source_volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
+    volumes: dict[str, JSON] = {}
+    mounts: list[JSON] = []
+    for mount in container.get("volumeMounts") or []:
+        name = mount.get("name", "")
+        source = source_volumes.get(name)
+        if source is None or name not in planned_volumes:
+            continue
+        if "emptyDir" in source or "ephemeral" in source:  # scratch: fresh and empty per pod
+            size = _scratch_size(source)
+            volumes[name] = {"name": name, "emptyDir": {"sizeLimit": size} if size else {}}
+            mounts.append({"name": name, "mountPath": mount["mountPath"]})
+            continue
+        if (name, mount["mountPath"], mount.get("subPath")) not in planned_mounts:
+            continue  # e.g. the folder of a project the user has left
+        volumes[name] = planned_volumes[name]
+        kept = {k: mount[k] for k in ("name", "mountPath", "subPath", "readOnly") if k in mount}
+        if "mountPropagation" in mount:
+            kept["mountPropagation"] = mount["mountPropagation"]
+        mounts.append(kept)
+    # buckets need the rclone sidecar and the token Secret: not in jobs
+    for name in ("buckets", "iam-token"):
+        volumes.pop(name, None)
+    mounts = [m for m in mounts if m["name"] in volumes]
+    return list(volumes.values()), mounts, plan.supplemental_gids
+
+
+def _scratch_size(volume: JSON) -> str | None:
+    if "emptyDir" in volume:
+        size = volume["emptyDir"].get("sizeLimit")
+        return str(size) if size else None
+    template = volume.get("ephemeral", {}).get("volumeClaimTemplate", {}).get("spec", {})
+    size = template.get("resources", {}).get("requests", {}).get("storage")
+    return str(size) if size else None
+
+
+def offload_blockers(volumes: list[JSON]) -> list[str]:
+    """Volumes that cannot go to a remote site, as ``name (kind)``."""
+    blockers = []
+    for volume in volumes:
+        kind = next((k for k in volume if k != "name"), "unknown")
+        if kind not in _PORTABLE:
+            blockers.append(f"{volume['name']} ({kind})")
+    return blockers
+
+
+def plan_job(request: JobRequest, ctx: JobContext, pod: JSON, server: str) -> JobPlan:
+    """Check the request against the platform, the user and the source pod."""
+    jobs = ctx.config.jobs
+    user = ctx.user
+    check_source_pod(pod, user.name)
+    project = choose_project(request, ctx)
+    if ctx.active_jobs >= jobs.max_active_jobs_per_user:
+        raise BunshinError(
+            409,
+            "over-quota",
+            f"you have {ctx.active_jobs} queued or running jobs and the limit is "
+            f"{jobs.max_active_jobs_per_user}; wait for some to finish or cancel them",
+        )
+    container = notebook_container(pod)
+    cpu, memory, model, count = _resources(request, ctx, container, pod)
+    completions = request.completions
+    if completions > jobs.max_completions:
+        raise _invalid(f"completions: at most {jobs.max_completions} (asked {completions})")
+    parallelism = request.parallelism or completions
+    if parallelism > min(jobs.max_parallelism, completions):
+        raise _invalid(
+            f"parallelism: at most {min(jobs.max_parallelism, completions)} (asked {parallelism})"
+        )
+    runtime = request.max_runtime_seconds or jobs.max_runtime_seconds
+    if runtime > jobs.max_runtime_seconds:
+        raise _invalid(f"maxRuntimeSeconds: at most {jobs.max_runtime_seconds} (asked {runtime})")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in request.sandbox.items())
+    if size > jobs.max_sandbox_bytes:
+        raise _invalid(f"sandbox: {size} bytes, at most {jobs.max_sandbox_bytes}")
+    volumes, mounts, gids = _storage(request, ctx, pod, container)
+    if request.offload:
+        if not jobs.offload.enabled:
+            raise BunshinError(403, "forbidden", "offloading is not offered on this platform")
+        if not ctx.can_offload:
+            raise BunshinError(403, "forbidden", "you may not offload jobs (ask for the scope)")
+        blockers = offload_blockers(volumes)
+        if blockers:
+            raise _invalid(
+                "offload: these volumes cannot leave the cluster: "
+                f'{", ".join(blockers)}; send "storage": false to run without them '
+                "(the sandbox files and an empty scratch still go along)"
+            )
+    security = {
+        k: v
+        for k, v in (container.get("securityContext") or {}).items()
+        if k in ("runAsUser", "runAsGroup", "runAsNonRoot")
+    }
+    security |= {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    image = str(container.get("image") or "")
+    return JobPlan(
+        user=user.name,
+        project=project,
+        server=server,
+        source_pod=str(pod["metadata"]["name"]),
+        source_uid=str(pod["metadata"].get("uid") or ""),
+        image=image,
+        command=request.command,
+        working_dir=container.get("workingDir"),
+        env=_environment(container, request),
+        cpu=cpu,
+        memory=memory,
+        accelerator=model,
+        count=count,
+        completions=completions,
+        parallelism=parallelism,
+        max_runtime_seconds=runtime,
+        offload=request.offload,
+        volumes=volumes,
+        mounts=mounts,
+        sandbox=request.sandbox,
+        security_context=security,
+        supplemental_gids=gids,
+        display_name=request.name,
+    )
+
+
+__all__ = ["INIT_CONTAINER", "JobContext", "JobPlan", "plan_job"]

@@ -1,0 +1,303 @@
+"""The Bunshin service with a real hub (IAM login, AIInfnSpawner) and the emulated cluster
+running containers as local processes. A small helper plays Kueue's part: it creates the
+admitted Workload and unsuspends the Job, as Kueue's job integration does."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from iam_platform import (
+    EXAMPLES,
+    NAMESPACE,
+    Hub,
+    dump,
+    platform_without_storage,
+    provider_settings,
+    sign_in,
+    start_hub,
+    wait_for,
+)
+
+from aiinfn_hub.dev.emulator.cluster import load_cluster_file
+from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.oidc import LocalOIDCProvider
+from aiinfn_hub.dev.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+BUNSHIN_CONFIG = """
+from aiinfn_hub.bunshin.hub_config import configure_bunshin
+configure_bunshin(
+    c,
+    {platform!r},
+    "http://127.0.0.1:{port}",
+    environment={{"KUBECONFIG": {kubeconfig!r}, "PATH": {path!r}}},
+    offload_groups=["lhcb-flashsim"],
+    admin_groups=["platform-admins"],
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    import os
+
+    state = tmp_path_factory.mktemp("bunshin")
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"),
+        state_dir=state / "emulator",
+        run_processes=True,
+    ).start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(
+        provider_settings(proxy_port, client_secret), state / "oidc"
+    ).start()
+    platform = platform_without_storage(state / "config")
+    extra = BUNSHIN_CONFIG.format(
+        platform=str(platform),
+        port=free_port(),
+        kubeconfig=str(emulator.write_kubeconfig()),
+        path=os.environ["PATH"],
+    )
+    running = None
+    try:
+        running = start_hub(
+            state / "hub",
+            emulator,
+            provider,
+            proxy_port=proxy_port,
+            client_secret=client_secret,
+            platform=platform,
+            extra_config=extra,
+        )
+        wait_for(
+            lambda: (
+                requests.get(f"{running.url}/services/bunshin/api/v1/queues", timeout=5).status_code
+                == 403
+            ),
+            30,
+            "the Bunshin service",
+        )
+        yield running
+    except BaseException:
+        if running is not None:
+            dump(running)
+        raise
+    finally:
+        if running is not None:
+            running.process.stop()
+        provider.stop()
+        emulator.stop()
+
+
+class User:
+    """A signed-in user with a running server and an API token."""
+
+    def __init__(self, hub: Hub, name: str, password: str) -> None:
+        self.hub, self.name = hub, name
+        self.session, page = sign_in(hub, name, password)
+        assert page.status_code == 200
+        response = hub.admin("POST", f"/users/{name}/tokens", json={"note": "bunshin tests"})
+        assert response.status_code == 201, response.text
+        self.token = response.json()["token"]
+
+    def start_server(self) -> None:
+        model = self.hub.admin_get(f"/users/{self.name}")
+        if model["servers"].get("", {}).get("ready"):
+            return
+        response = self.hub.admin("POST", f"/users/{self.name}/server", json={})
+        assert response.status_code in (201, 202), response.text
+        wait_for(
+            lambda: self.hub.admin_get(f"/users/{self.name}")["servers"].get("", {}).get("ready"),
+            60,
+            f"{self.name}'s server",
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.hub.url}/services/bunshin/api/v1/{path}",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=30,
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="module")
+def alice(hub: Hub) -> User:
+    user = User(hub, "alice", "alice-pw")
+    user.start_server()
+    return user
+
+
+@pytest.fixture(scope="module")
+def bob(hub: Hub) -> User:
+    return User(hub, "bob", "bob-pw")
+
+
+def admit(hub: Hub, job_id: str) -> None:
+    """Kueue's part: an admitted Workload for the Job, then the Job unsuspended."""
+    base = hub.emulator.url
+    job = requests.get(f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}", timeout=10)
+    job.raise_for_status()
+    uid = job.json()["metadata"]["uid"]
+    workload = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {
+            "name": f"job-{job_id}",
+            "namespace": NAMESPACE,
+            "labels": {"kueue.x-k8s.io/job-uid": uid},
+        },
+        "spec": {"queueName": "cms", "podSets": [{"name": "main", "count": 1}]},
+    }
+    created = requests.post(
+        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads",
+        json=workload,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Admitted",
+                    "status": "True",
+                    "reason": "Admitted",
+                    "message": "admitted by the test's Kueue",
+                    "lastTransitionTime": now,
+                }
+            ]
+        }
+    }
+    requests.patch(
+        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads/job-{job_id}/status",
+        json=status,
+        headers={"Content-Type": "application/merge-patch+json"},
+        timeout=10,
+    ).raise_for_status()
+    requests.patch(
+        f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}",
+        json={"spec": {"suspend": False}},
+        headers={"Content-Type": "application/merge-patch+json"},
+        timeout=10,
+    ).raise_for_status()
+
+
+def status_of(user: User, job_id: str) -> str:
+    response = user.call("GET", f"jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["status"])
+
+
+def test_clone_runs_queued_then_succeeds_with_logs(hub: Hub, alice: User) -> None:
+    response = alice.call(
+        "POST",
+        "jobs",
+        json={
+            "command": ["python", "/sandbox/train.py", "--epochs", "2"],
+            "name": "train",
+            "sandbox": {"train.py": "import sys\nprint('training', sys.argv[1:])\n"},
+            "cpu": 1,
+            "memory": "4Gi",
+            "env": {"SEED": "42"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["user"] == "alice" and job["project"] == "cms"
+    assert job["command"] == ["python", "/sandbox/train.py", "--epochs", "2"]
+    manifest = next(
+        j for j in hub.emulator.objects("Job", NAMESPACE) if j["metadata"]["name"] == job["id"]
+    )
+    spec = manifest["spec"]
+    assert spec["suspend"] is True
+    assert manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "cms"
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["priorityClassName"] == "bunshin-batch"
+    assert pod_spec["automountServiceAccountToken"] is False
+    container = pod_spec["containers"][0]
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    names = {e["name"] for e in container["env"]}
+    assert "SEED" in names and not [n for n in names if n.startswith(("JUPYTERHUB_", "JPY_"))]
+    assert "ownerReferences" not in manifest["metadata"]
+
+    admit(hub, job["id"])
+    wait_for(lambda: status_of(alice, job["id"]) == "succeeded", 60, "the job to succeed")
+    logs = alice.call("GET", f"jobs/{job['id']}/logs").json()
+    assert "training ['--epochs', '2']" in logs["pods"][0]["log"]
+    listed = alice.call("GET", "jobs").json()
+    assert job["id"] in [j["id"] for j in listed]
+
+
+def test_cancel_stops_a_running_job(hub: Hub, alice: User) -> None:
+    response = alice.call("POST", "jobs", json={"command": ["sleep", "600"]})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    admit(hub, job_id)
+    wait_for(lambda: status_of(alice, job_id) == "running", 60, "the job to run")
+    cancelled = alice.call("DELETE", f"jobs/{job_id}")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    wait_for(
+        lambda: (
+            not [
+                p
+                for p in hub.emulator.objects("Pod", NAMESPACE)
+                if (p["metadata"].get("labels") or {}).get("job-name") == job_id
+            ]
+        ),
+        60,
+        "the job's pods to go",
+    )
+    again = alice.call("DELETE", f"jobs/{job_id}")
+    assert again.status_code == 409 and again.json()["error"] == "finished"
+
+
+def test_other_users_jobs_are_invisible_and_untouchable(hub: Hub, alice: User, bob: User) -> None:
+    response = alice.call("POST", "jobs", json={"command": ["true"]})
+    job_id = response.json()["id"]
+    assert bob.call("GET", f"jobs/{job_id}").status_code == 404
+    assert bob.call("DELETE", f"jobs/{job_id}").status_code == 404
+    assert bob.call("GET", f"jobs/{job_id}/logs").status_code == 404
+    assert bob.call("GET", "jobs?user=alice").status_code == 403
+    assert job_id not in [j["id"] for j in bob.call("GET", "jobs").json()]
+    # bob has no running server: nothing to clone
+    refused = bob.call("POST", "jobs", json={"command": ["true"]})
+    assert refused.status_code == 409 and refused.json()["error"] == "no-server"
+    alice.call("DELETE", f"jobs/{job_id}")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "message"),
+    [
+        ({"command": []}, 422, "invalid", "command: give the program to run"),
+        ({"command": "python x.py"}, 400, "bad-request", "command: expected a list"),
+        ({"command": ["x"], "namespace": "kube-system"}, 400, "bad-request", "unknown field"),
+        ({"command": ["x"], "accelerator": {"name": "a100"}}, 422, "invalid", "not available"),
+        ({"command": ["x"], "cpu": 64}, 422, "invalid", "cpu: at most 8 cores"),
+        ({"command": ["x"], "offload": True}, 403, "forbidden", "may not offload"),
+        ({"command": ["x"], "project": "qml"}, 403, "forbidden", "not a member of project"),
+        ({"command": ["x"], "env": {"JUPYTERHUB_API_TOKEN": "x"}}, 422, "invalid", "env:"),
+    ],
+)
+def test_bad_requests_get_clear_errors_and_create_nothing(
+    hub: Hub, alice: User, body: dict[str, Any], status: int, error: str, message: str
+) -> None:
+    before = len(hub.emulator.objects("Job", NAMESPACE))
+    response = alice.call("POST", "jobs", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error and message in response.json()["message"]
+    assert len(hub.emulator.objects("Job", NAMESPACE)) == before
+
+
+def test_unauthenticated_calls_are_refused(hub: Hub) -> None:
+    response = requests.get(f"{hub.url}/services/bunshin/api/v1/jobs", timeout=10)
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
