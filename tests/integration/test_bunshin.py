@@ -301,3 +301,41 @@ def test_unauthenticated_calls_are_refused(hub: Hub) -> None:
     response = requests.get(f"{hub.url}/services/bunshin/api/v1/jobs", timeout=10)
     assert response.status_code == 403
     assert response.json()["error"] == "forbidden"
+
+
+def test_the_cli_submits_follows_and_reports_like_snakemake_expects(hub: Hub, alice: User) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "JUPYTERHUB_API_TOKEN": alice.token,
+        "BUNSHIN_URL": f"{hub.url}/services/bunshin/api/v1",
+    }
+
+    def bunshin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "aiinfn_hub.bunshin.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    submitted = bunshin("submit", "--parsable", "--name", "cli", "--", "echo", "from the cli")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert job_id.startswith("bunshin-alice-") and "\n" not in job_id
+    assert bunshin("status", job_id).stdout == "running\n"  # queued counts as running
+    admit(hub, job_id)
+    wait_for(lambda: bunshin("status", job_id).stdout == "success\n", 60, "success")
+    logs = bunshin("logs", job_id)
+    assert logs.returncode == 0 and "from the cli" in logs.stdout
+    assert job_id in bunshin("ls").stdout
+    missing = bunshin("status", "bunshin-alice-nothere")
+    assert missing.returncode == 1 and "no job" in missing.stderr
+    usage = bunshin("submit")
+    assert usage.returncode == 2 and "give the command" in usage.stderr
+    env["JUPYTERHUB_API_TOKEN"] = ""
+    assert bunshin("ls").returncode == 2

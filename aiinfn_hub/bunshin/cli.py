@@ -1,0 +1,185 @@
+"""``bunshin``: submit and follow Bunshin jobs from a terminal inside your server.
+
+It uses the environment JupyterHub gives every server: ``$JUPYTERHUB_API_TOKEN`` (the server's
+token, allowed to submit) and ``$BUNSHIN_URL`` (set by the hub configuration; else derived from
+``$JUPYTERHUB_API_URL``). ``bunshin submit --parsable`` prints only the job id and ``bunshin
+status ID`` prints ``running``, ``success`` or ``failed``: together they are Snakemake's
+cluster-generic submit and status commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+SNAKEMAKE_STATUS = {
+    "queued": "running",
+    "admitted": "running",
+    "running": "running",
+    "succeeded": "success",
+    "failed": "failed",
+    "cancelled": "failed",
+}
+
+
+class CliError(Exception):
+    """An error to print as ``bunshin: <message>`` with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def api_base() -> str:
+    if os.environ.get("BUNSHIN_URL"):
+        return os.environ["BUNSHIN_URL"].rstrip("/")
+    hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
+    if hub_api.rstrip("/").endswith("/hub/api"):
+        return hub_api.rstrip("/")[: -len("/hub/api")] + "/services/bunshin/api/v1"
+    raise CliError("set BUNSHIN_URL (or run me inside a server of the hub)", EXIT_USAGE)
+
+
+def call(method: str, path: str, body: Any = None) -> Any:
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        raise CliError("JUPYTERHUB_API_TOKEN is not set (run me inside your server)", EXIT_USAGE)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{api_base()}/{path}", data=data, method=method)
+    request.add_header("Authorization", f"token {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message") or exc.reason
+        except (ValueError, AttributeError):
+            message = exc.reason
+        raise CliError(f"{message} (HTTP {exc.code})") from None
+    except urllib.error.URLError as exc:
+        raise CliError(f"cannot reach the Bunshin service: {exc.reason}") from None
+
+
+def gpu(text: str) -> dict[str, Any]:
+    name, _, count = text.partition(":")
+    if not name or (count and not count.isdigit()):
+        raise argparse.ArgumentTypeError("expected MODEL or MODEL:N, e.g. a100:2")
+    return {"name": name, "count": int(count or 1)}
+
+
+def submit(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise CliError("give the command to run after --, e.g. bunshin submit -- python x.py", 2)
+    body: dict[str, Any] = {"command": command, "server": args.server, "offload": args.offload}
+    for key, value in (("name", args.name), ("cpu", args.cpu), ("memory", args.memory)):
+        if value is not None:
+            body[key] = value
+    if args.gpu is not None:
+        body["accelerator"] = args.gpu
+    if args.completions is not None:
+        body["completions"] = args.completions
+    job = call("POST", "jobs", body)
+    if args.parsable:
+        print(job["id"])
+    else:
+        print(f"submitted {job['id']} ({job['status']}) to the {job['project']} queue")
+    return 0
+
+
+def listing(args: argparse.Namespace) -> int:
+    jobs = call("GET", "jobs")
+    if not jobs:
+        print("no jobs")
+    for job in jobs:
+        accelerator = job["accelerator"]
+        gpu_text = f"{accelerator['name']}x{accelerator['count']}" if accelerator else "-"
+        print(f"{job['id']:<32} {job['status']:<10} {gpu_text:<12} {' '.join(job['command'])}")
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    seen: dict[str, int] = {}
+    while True:
+        answer = call("GET", f"jobs/{args.id}/logs")
+        for pod in answer["pods"]:
+            text = pod["log"]
+            new = text[seen.get(pod["name"], 0) :]
+            if new:
+                sys.stdout.write(new if len(answer["pods"]) == 1 else _prefixed(pod["name"], new))
+                sys.stdout.flush()
+            seen[pod["name"]] = len(text)
+        if not args.follow:
+            return 0
+        status = call("GET", f"jobs/{args.id}")["status"]
+        if status in ("succeeded", "failed", "cancelled"):
+            return 0
+        time.sleep(2)
+
+
+def _prefixed(pod: str, text: str) -> str:
+    return "".join(f"[{pod}] {line}\n" for line in text.splitlines())
+
+
+def cancel(args: argparse.Namespace) -> int:
+    job = call("DELETE", f"jobs/{args.id}")
+    print(f"{job['id']} {job['status']}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    job = call("GET", f"jobs/{args.id}")
+    print(SNAKEMAKE_STATUS.get(job["status"], "running"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="bunshin", description=__doc__)
+    commands = top.add_subparsers(dest="action", required=True)
+    sub = commands.add_parser("submit", help="clone your server as a job running CMD")
+    sub.add_argument("--gpu", type=gpu, help="accelerator model and count, e.g. t4 or a100:2")
+    sub.add_argument("--offload", action="store_true", help="may run on a remote site")
+    sub.add_argument("--name", help="a short name for the job")
+    sub.add_argument("--cpu", type=float, help="CPU cores (default: your server's)")
+    sub.add_argument("--memory", help="memory, e.g. 8Gi (default: your server's)")
+    sub.add_argument("--completions", type=int, help="run CMD this many times (indexed)")
+    sub.add_argument("--server", default="", help="which of your servers to clone")
+    sub.add_argument("--parsable", action="store_true", help="print only the job id")
+    sub.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    sub.set_defaults(run=submit)
+    commands.add_parser("ls", help="your jobs").set_defaults(run=listing)
+    for name, run, help_text in (
+        ("logs", logs, "the job's output"),
+        ("cancel", cancel, "cancel the job"),
+        ("status", status, "running, success or failed"),
+    ):
+        one = commands.add_parser(name, help=help_text)
+        one.add_argument("id")
+        if name == "logs":
+            one.add_argument("-f", "--follow", action="store_true", help="until the job ends")
+        one.set_defaults(run=run)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except CliError as exc:
+        print(f"bunshin: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
