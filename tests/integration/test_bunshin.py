@@ -339,3 +339,61 @@ def test_the_cli_submits_follows_and_reports_like_snakemake_expects(hub: Hub, al
     assert usage.returncode == 2 and "give the command" in usage.stderr
     env["JUPYTERHUB_API_TOKEN"] = ""
     assert bunshin("ls").returncode == 2
+
+
+def fault(hub: Hub, **spec: Any) -> None:
+    response = requests.post(f"{hub.emulator.url}/_emulator/faults", json=spec, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def bunshin_jobs(hub: Hub) -> list[str]:
+    return [
+        j["metadata"]["name"]
+        for j in hub.emulator.objects("Job", NAMESPACE)
+        if j["metadata"]["name"].startswith("bunshin-")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "message"),
+    [
+        ({"verb": "create", "resource": "jobs", "code": 500}, 503, "nothing was left half-made"),
+        ({"verb": "create", "resource": "configmaps", "code": 503}, 503, "sandbox"),
+        ({"verb": "get", "resource": "pods", "code": 500}, 503, "reading your server's pod"),
+        ({"verb": "create", "resource": "jobs", "code": 403}, 500, "the cluster refused"),
+    ],
+)
+def test_cluster_failures_give_clear_errors_and_leave_nothing_behind(
+    hub: Hub, alice: User, spec: dict[str, Any], status: int, message: str
+) -> None:
+    before = bunshin_jobs(hub)
+    fault(hub, action="fail_next", **spec)
+    try:
+        response = alice.call(
+            "POST", "jobs", json={"command": ["true"], "sandbox": {"run.sh": "true"}}
+        )
+    finally:
+        fault(hub, action="clear")
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"]
+    wait_for(lambda: bunshin_jobs(hub) == before, 10, "no job to be left")
+
+
+def test_too_many_active_jobs_get_409_with_the_numbers(hub: Hub, alice: User) -> None:
+    from aiinfn_hub.config import load_platform_config
+
+    limit = load_platform_config(EXAMPLES / "platform.yaml").jobs.max_active_jobs_per_user
+    created = []
+    try:
+        while True:
+            response = alice.call("POST", "jobs", json={"command": ["sleep", "60"]})
+            if response.status_code != 201:
+                break
+            created.append(response.json()["id"])
+            assert len(created) <= limit
+        assert response.status_code == 409, response.text
+        body = response.json()
+        assert body["error"] == "over-quota" and f"the limit is {limit}" in body["message"]
+    finally:
+        for job_id in created:
+            alice.call("DELETE", f"jobs/{job_id}")
