@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", help="the platform configuration YAML file")
 
+    kueue = sub.add_parser(
+        "render-kueue",
+        help="print the platform's Kueue objects (YAML) from a platform configuration",
+        description="Generate the Kueue objects of Bunshin jobs (ResourceFlavors per "
+        "accelerator model and for virtual nodes, the pool and per-project ClusterQueues in "
+        "one cohort, LocalQueues, priority classes) from a platform configuration, check them "
+        "as Kueue would, and print them as one YAML stream for kubectl apply -f -.",
+    )
+    kueue.add_argument("file", help="the platform configuration YAML file")
+
     emu = sub.add_parser(
         "emulator",
         help="serve the Kubernetes API emulator",
@@ -79,7 +89,31 @@ def main(argv: list[str] | None = None) -> int:
         return check_config_command(args.file)
     if args.command == "emulator":
         return _run_emulator(args)
+    if args.command == "render-kueue":
+        return _render_kueue(Path(args.file))
     raise AssertionError(args.command)  # argparse rejects unknown commands
+
+
+def _render_kueue(path: Path) -> int:
+    import yaml
+
+    from .bunshin.kueue import check_kueue, kueue_objects
+    from .config import PlatformConfigError, load_platform_config
+
+    try:
+        config = load_platform_config(path)
+    except PlatformConfigError as exc:
+        print(f"aiinfn-hub render-kueue: {exc}", file=sys.stderr)
+        return 1
+    objects = kueue_objects(config)
+    problems = check_kueue(objects)
+    if problems:
+        print("aiinfn-hub render-kueue: the objects would be refused:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 0
 
 
 def _run_emulator(args: argparse.Namespace) -> int:

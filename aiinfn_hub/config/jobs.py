@@ -64,6 +64,18 @@ class Jobs(ConfigSection):
         description="Images jobs may use besides their server's own. Default: none.",
     )
     offload: Offload = Field(default_factory=Offload, description="interLink offloading.")
+    cohort: KubeName = Field(
+        "aiinfn", description="Kueue cohort joining the projects' ClusterQueues and the pool."
+    )
+    pool_cpu: str = Field(
+        "64", description="CPU cores the pool ClusterQueue lends to projects' jobs, e.g. `64`."
+    )
+    pool_memory: str = Field("256Gi", description="Memory the pool lends, e.g. `256Gi`.")
+    pool_accelerators: dict[str, int] = Field(
+        default_factory=dict,
+        description="Units of each catalogue model the pool lends to jobs, e.g. `{t4: 2, "
+        "a100-1g-10gb: 3}`; models not listed get 0 (no jobs on them).",
+    )
     admin_group: str = Field(
         "",
         description="Members of this hub group see and cancel every job (as hub admins do).",

@@ -1,0 +1,225 @@
+"""The platform's Kueue objects, generated from the platform configuration (pure).
+
+- a ResourceFlavor per accelerator model (its node labels), one ``default`` flavor for CPU-only
+  work, and ``interlink`` for virtual nodes (their taint: only offload-compatible jobs, which
+  tolerate it, are given that flavor);
+- a ``pool`` ClusterQueue holding the platform's quota for jobs (``jobs.poolCpu``,
+  ``poolMemory``, ``poolAccelerators``) and a ClusterQueue per project with no quota of its own
+  that borrows from the pool in one cohort (the AI_INFN layout);
+- a LocalQueue per project in the jobs' namespace, named as jobs reference it;
+- the WorkloadPriorityClass and the (negative, never-preempting) PriorityClass of job pods.
+
+``check_kueue`` holds the objects to the rules Kueue's own validation enforces, so a bad
+configuration fails here and not at ``kubectl apply``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..config import PlatformConfig
+from ..kube.quantity import parse_quantity
+
+JSON = dict[str, Any]
+API = "kueue.x-k8s.io/v1beta2"
+BASE = ("cpu", "memory")
+DEFAULT_FLAVOR, VIRTUAL_FLAVOR, POOL = "default", "interlink", "pool"
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _meta(name: str, namespace: str | None = None) -> JSON:
+    meta: JSON = {"name": name, "labels": {"app.kubernetes.io/managed-by": "aiinfn-hub"}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _flavor_name(kind: str, model: str) -> str:
+    return f"{kind}-{model}"
+
+
+def kueue_objects(config: PlatformConfig) -> list[JSON]:
+    jobs = config.jobs
+    objects: list[JSON] = [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": _meta(jobs.priority_class),
+            "value": -100,
+            "preemptionPolicy": "Never",
+            "globalDefault": False,
+            "description": "Bunshin jobs: evicted by notebooks, never evict anything.",
+        }
+    ]
+    if jobs.workload_priority_class:
+        objects.append(
+            {
+                "apiVersion": API,
+                "kind": "WorkloadPriorityClass",
+                "metadata": _meta(jobs.workload_priority_class),
+                "value": 100,
+                "description": "Default queue order of Bunshin jobs.",
+            }
+        )
+    objects.append(
+        {"apiVersion": API, "kind": "ResourceFlavor", "metadata": _meta(DEFAULT_FLAVOR), "spec": {}}
+    )
+    objects.append(
+        {
+            "apiVersion": API,
+            "kind": "ResourceFlavor",
+            "metadata": _meta(VIRTUAL_FLAVOR),
+            "spec": {
+                "nodeLabels": dict(jobs.offload.node_selector),
+                "nodeTaints": [
+                    {"key": jobs.offload.taint_key, "value": "true", "effect": "NoSchedule"}
+                ],
+            },
+        }
+    )
+    groups: list[JSON] = [
+        {
+            "coveredResources": list(BASE),
+            "flavors": [
+                {
+                    "name": DEFAULT_FLAVOR,
+                    "resources": [
+                        {"name": "cpu", "nominalQuota": jobs.pool_cpu},
+                        {"name": "memory", "nominalQuota": jobs.pool_memory},
+                    ],
+                },
+                {
+                    "name": VIRTUAL_FLAVOR,
+                    "resources": [
+                        {"name": "cpu", "nominalQuota": jobs.pool_cpu},
+                        {"name": "memory", "nominalQuota": jobs.pool_memory},
+                    ],
+                },
+            ],
+        }
+    ]
+    by_resource: dict[str, list[JSON]] = {}
+    for model in config.accelerators:
+        objects.append(
+            {
+                "apiVersion": API,
+                "kind": "ResourceFlavor",
+                "metadata": _meta(_flavor_name(model.kind, model.name)),
+                "spec": {"nodeLabels": dict(model.node_selector)},
+            }
+        )
+        by_resource.setdefault(model.resource, []).append(
+            {
+                "name": _flavor_name(model.kind, model.name),
+                "resources": [
+                    {
+                        "name": model.resource,
+                        "nominalQuota": str(jobs.pool_accelerators.get(model.name, 0)),
+                    }
+                ],
+            }
+        )
+    for resource, flavors in sorted(by_resource.items()):
+        groups.append({"coveredResources": [resource], "flavors": flavors})
+    objects.append(
+        {
+            "apiVersion": API,
+            "kind": "ClusterQueue",
+            "metadata": _meta(POOL),
+            "spec": {
+                "cohortName": jobs.cohort,
+                "namespaceSelector": {},
+                "queueingStrategy": "BestEffortFIFO",
+                "resourceGroups": groups,
+            },
+        }
+    )
+    for name in sorted(config.projects):
+        empty = [
+            {
+                "coveredResources": group["coveredResources"],
+                "flavors": [
+                    {
+                        "name": flavor["name"],
+                        "resources": [
+                            {"name": r["name"], "nominalQuota": "0"} for r in flavor["resources"]
+                        ],
+                    }
+                    for flavor in group["flavors"]
+                ],
+            }
+            for group in groups
+        ]
+        queue = jobs.queue_name.replace("{project}", name)
+        objects.append(
+            {
+                "apiVersion": API,
+                "kind": "ClusterQueue",
+                "metadata": _meta(f"project-{name}"),
+                "spec": {
+                    "cohortName": jobs.cohort,
+                    "namespaceSelector": {},
+                    "queueingStrategy": "BestEffortFIFO",
+                    "preemption": {
+                        "withinClusterQueue": "LowerPriority",
+                        "reclaimWithinCohort": "Any",
+                    },
+                    "resourceGroups": empty,
+                },
+            }
+        )
+        objects.append(
+            {
+                "apiVersion": API,
+                "kind": "LocalQueue",
+                "metadata": _meta(queue, jobs.namespace),
+                "spec": {"clusterQueue": f"project-{name}"},
+            }
+        )
+    return objects
+
+
+def check_kueue(objects: list[JSON]) -> list[str]:
+    """Problems Kueue's validation would report, as ``Kind/name: what`` lines."""
+    problems: list[str] = []
+    flavors = {o["metadata"]["name"] for o in objects if o["kind"] == "ResourceFlavor"}
+    cluster_queues = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterQueue"}
+    seen: set[tuple[str, str]] = set()
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key in seen:
+            problems.append(f"{where}: defined twice")
+        seen.add(key)
+        if not _NAME.fullmatch(obj["metadata"]["name"]) or len(obj["metadata"]["name"]) > 63:
+            problems.append(f"{where}: the name is not a DNS label")
+        if obj["kind"] == "ClusterQueue":
+            groups = obj["spec"]["resourceGroups"]
+            covered_all: list[str] = [r for g in groups for r in g["coveredResources"]]
+            if len(covered_all) != len(set(covered_all)):
+                problems.append(f"{where}: a resource is covered by two resource groups")
+            for i, group in enumerate(groups):
+                if len(group["flavors"]) > 64 or len(group["coveredResources"]) > 64:
+                    problems.append(f"{where}: resourceGroups[{i}] has too many entries")
+                for flavor in group["flavors"]:
+                    names = [r["name"] for r in flavor["resources"]]
+                    if names != group["coveredResources"]:
+                        problems.append(
+                            f"{where}: flavor {flavor['name']} must list exactly "
+                            f"{group['coveredResources']} in that order (has {names})"
+                        )
+                    if flavor["name"] not in flavors:
+                        problems.append(f"{where}: unknown ResourceFlavor {flavor['name']}")
+                    for resource in flavor["resources"]:
+                        try:
+                            if parse_quantity(str(resource["nominalQuota"])) < 0:
+                                raise ValueError
+                        except (ValueError, ZeroDivisionError):
+                            problems.append(
+                                f"{where}: nominalQuota {resource['nominalQuota']!r} of "
+                                f"{resource['name']} is not a quantity"
+                            )
+        if obj["kind"] == "LocalQueue" and obj["spec"]["clusterQueue"] not in cluster_queues:
+            problems.append(f"{where}: unknown ClusterQueue {obj['spec']['clusterQueue']}")
+    return problems
