@@ -155,28 +155,34 @@ class JobsHandler(ApiHandler):
 
     async def post(self) -> None:
         async def action() -> None:
-            if SUBMIT not in self.scopes() and not self.is_admin():
-                raise BunshinError(403, "forbidden", "you may not submit jobs (scope needed)")
-            request = parse_request(self.body())
-            service, user = self.service, self.user_context()
-            server = await service.hub.server(user.name, request.server)
-            state = server["state"]
-            namespace = state.get("namespace") or service.config.jobs.namespace
-            pod = await service.jobs.pod(namespace, state["pod_name"])
-            mine = await service.jobs.of_user(user.name)
-            active = [j for j in mine if job_status(j, None, [])[0] not in FINISHED]
-            context = JobContext(
-                user=user,
-                config=service.config,
-                can_offload=OFFLOAD in self.scopes() or self.is_admin(),
-                active_jobs=len(active),
-            )
-            plan = plan_job(request, context, pod, request.server)
-            job = await service.jobs.create(plan)
-            log.info("job %s submitted by %s", job["metadata"]["name"], user.name)
-            self.send(job_view(job, [], None), 201)
+            job = await submit(self, self.body())
+            self.send(job, 201)
 
         await self.guarded(action)
+
+
+async def submit(handler: ApiHandler, body: Any) -> JSON:
+    """Check and create a job for the caller (the API's POST and the page's form)."""
+    if SUBMIT not in handler.scopes() and not handler.is_admin():
+        raise BunshinError(403, "forbidden", "you may not submit jobs (scope needed)")
+    request = parse_request(body)
+    service, user = handler.service, handler.user_context()
+    server = await service.hub.server(user.name, request.server)
+    state = server["state"]
+    namespace = state.get("namespace") or service.config.jobs.namespace
+    pod = await service.jobs.pod(namespace, state["pod_name"])
+    mine = await service.jobs.of_user(user.name)
+    active = [j for j in mine if job_status(j, None, [])[0] not in FINISHED]
+    context = JobContext(
+        user=user,
+        config=service.config,
+        can_offload=OFFLOAD in handler.scopes() or handler.is_admin(),
+        active_jobs=len(active),
+    )
+    plan = plan_job(request, context, pod, request.server)
+    job = await service.jobs.create(plan)
+    log.info("job %s submitted by %s", job["metadata"]["name"], user.name)
+    return job_view(job, [], None)
 
 
 class JobHandler(ApiHandler):
@@ -268,6 +274,8 @@ def _code(status: int) -> str:
 
 
 def make_app(service: Service, prefix: str) -> web.Application:
+    from . import pages
+
     api = url_path_join(prefix, "api/v1")
     return web.Application(
         [
@@ -275,12 +283,17 @@ def make_app(service: Service, prefix: str) -> web.Application:
             (url_path_join(api, r"jobs/([a-z0-9-]{1,63})"), JobHandler),
             (url_path_join(api, r"jobs/([a-z0-9-]{1,63})/logs"), JobLogsHandler),
             (url_path_join(api, "queues"), QueuesHandler),
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
             (url_path_join(api, ".*"), NotFoundHandler),
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (prefix, pages.JobsPage),
+            (url_path_join(prefix, "jobs"), pages.SubmitPage),
+            (url_path_join(prefix, r"jobs/([a-z0-9-]{1,63})/cancel"), pages.CancelPage),
+            (url_path_join(prefix, r"jobs/([a-z0-9-]{1,63})/logs"), pages.LogsPage),
         ],
         bunshin=service,
+        bunshin_prefix=prefix,
         cookie_secret=os.urandom(32),
-        xsrf_cookies=False,
+        xsrf_cookies=True,
     )
 
 

@@ -397,3 +397,49 @@ def test_too_many_active_jobs_get_409_with_the_numbers(hub: Hub, alice: User) ->
     finally:
         for job_id in created:
             alice.call("DELETE", f"jobs/{job_id}")
+
+
+def test_the_page_lists_jobs_and_its_form_clones_and_cancels(hub: Hub, alice: User) -> None:
+    import re
+
+    page = alice.session.get(f"{hub.url}/services/bunshin/", timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    assert "Clone my server as a job" in page.text and "Bunshin jobs of alice" in page.text
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    assert xsrf is not None
+    before = set(bunshin_jobs(hub))
+    # a tampered choice (a model alice's project does not offer) is refused on the page
+    refused = alice.session.post(
+        f"{hub.url}/services/bunshin/jobs",
+        data={
+            "_xsrf": xsrf.group(1),
+            "command": "python x.py",
+            "accelerator": "a100",
+            "count": "1",
+        },
+        timeout=30,
+    )
+    assert refused.status_code == 422 and "is not available to you" in refused.text
+    assert set(bunshin_jobs(hub)) == before
+    # without the XSRF token the post is refused outright
+    forged = alice.session.post(
+        f"{hub.url}/services/bunshin/jobs", data={"command": "true"}, timeout=30
+    )
+    assert forged.status_code == 403 and set(bunshin_jobs(hub)) == before
+    done = alice.session.post(
+        f"{hub.url}/services/bunshin/jobs",
+        data={"_xsrf": xsrf.group(1), "command": "sleep 300", "name": "from-page"},
+        timeout=30,
+    )
+    assert done.status_code == 200 and "Submitted bunshin-alice-" in done.text
+    (job_id,) = set(bunshin_jobs(hub)) - before
+    assert f'id="job-{job_id}"' in done.text and "from-page" in done.text
+    cancelled = alice.session.post(
+        f"{hub.url}/services/bunshin/jobs/{job_id}/cancel",
+        data={"_xsrf": xsrf.group(1)},
+        timeout=30,
+    )
+    assert cancelled.status_code == 200 and f"Cancelled {job_id}" in cancelled.text
+    assert status_of(alice, job_id) == "cancelled"
+    logs = alice.session.get(f"{hub.url}/services/bunshin/jobs/{job_id}/logs", timeout=30)
+    assert logs.status_code == 200 and f"Logs of {job_id}" in logs.text

@@ -1,0 +1,146 @@
+"""The Bunshin page (``/services/bunshin/``): the user's jobs with status, logs and cancel, and
+a "clone my server as a job" form. Plain HTML forms (XSRF-protected) over the same checks as
+the API; a refusal shows the form again with the reason and creates nothing."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import jinja2
+from tornado import web
+
+from ..spawner import policy as spawn_policy
+from .app import ApiHandler, submit
+from .cluster import owner
+from .errors import BunshinError
+
+JSON = dict[str, Any]
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+)
+ACTIVE = ("queued", "admitted", "running")
+
+
+def form_to_body(form: dict[str, str]) -> JSON:
+    """The API body of a form post (the API's own checks then apply)."""
+    try:
+        command = shlex.split(form.get("command", ""))
+    except ValueError as exc:
+        raise BunshinError(400, "bad-request", f"command: {exc} (check the quotes)") from None
+    body: JSON = {"command": command, "offload": form.get("offload") == "1"}
+    if form.get("name"):
+        body["name"] = form["name"]
+    accelerator = form.get("accelerator", "")
+    if accelerator == "none":
+        body["accelerator"] = None
+    elif accelerator:
+        count = form.get("count") or "1"
+        if not count.isdigit():
+            raise BunshinError(400, "bad-request", "units: expected a whole number")
+        body["accelerator"] = {"name": accelerator, "count": int(count)}
+    return body
+
+
+class Page(ApiHandler):
+    """HTML pages; errors are shown on the page."""
+
+    @property
+    def prefix(self) -> str:
+        return str(self.settings["bunshin_prefix"])
+
+    async def render_page(
+        self,
+        *,
+        status: int = 200,
+        error: str = "",
+        form: dict[str, str] | None = None,
+        logs: JSON | None = None,
+    ) -> None:
+        user = self.user_context()
+        service = self.service
+        jobs = await self.views(await service.jobs.of_user(user.name), user.name)
+        try:
+            await service.hub.server(user.name, "")
+            running = True
+        except BunshinError:
+            running = False
+        html = _TEMPLATES.get_template("bunshin.html").render(
+            user=user.name,
+            prefix=self.prefix,
+            hub_home="/hub/home",
+            jobs=jobs,
+            refresh=logs is None and any(j["status"] in ACTIVE for j in jobs),
+            error=error,
+            notice=self.get_argument("notice", ""),
+            form=form or {},
+            accelerators=spawn_policy.allowed_accelerators(service.config, user),
+            can_offload=service.config.jobs.offload.enabled
+            and ("custom:bunshin:offload" in self.scopes() or self.is_admin()),
+            server_running=running,
+            xsrf=_text(self.xsrf_token),
+            logs=logs,
+        )
+        self.set_status(status)
+        self.finish(html)
+
+    async def on_error(self, exc: BunshinError, form: dict[str, str] | None = None) -> None:
+        if exc.status >= 500:
+            self.set_status(exc.status)
+        await self.render_page(status=exc.status, error=exc.message, form=form)
+
+    def form(self) -> dict[str, str]:
+        return {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
+
+
+class JobsPage(Page):
+    @web.authenticated
+    async def get(self) -> None:
+        try:
+            await self.render_page()
+        except BunshinError as exc:
+            self.set_status(exc.status)
+            self.finish(exc.message)
+
+
+class SubmitPage(Page):
+    @web.authenticated
+    async def post(self) -> None:
+        form = self.form()
+        try:
+            job = await submit(self, form_to_body(form))
+        except BunshinError as exc:
+            await self.on_error(exc, form)
+            return
+        self.redirect(f"{self.prefix}?notice=Submitted+{job['id']}")
+
+
+class CancelPage(Page):
+    @web.authenticated
+    async def post(self, job_id: str) -> None:
+        try:
+            job = await self.visible_job(job_id)
+            await self.service.jobs.cancel(job, self.caller()["name"])
+        except BunshinError as exc:
+            await self.on_error(exc)
+            return
+        self.redirect(f"{self.prefix}?notice=Cancelled+{job_id}")
+
+
+class LogsPage(Page):
+    @web.authenticated
+    async def get(self, job_id: str) -> None:
+        try:
+            job = await self.visible_job(job_id)
+            (view,) = await self.views([job], owner(job))
+            pods = [
+                {**p, "log": await self.service.jobs.log(p["name"], 2000)} for p in view["pods"]
+            ]
+            await self.render_page(logs={"id": job_id, "pods": pods})
+        except BunshinError as exc:
+            await self.on_error(exc)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
