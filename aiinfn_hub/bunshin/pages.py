@@ -4,6 +4,7 @@ the API; a refusal shows the form again with the reason and creates nothing."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -29,7 +30,11 @@ def form_to_body(form: dict[str, str]) -> JSON:
         command = shlex.split(form.get("command", ""))
     except ValueError as exc:
         raise BunshinError(400, "bad-request", f"command: {exc} (check the quotes)") from None
-    body: JSON = {"command": command, "offload": form.get("offload") == "1"}
+    offload = form.get("offload") == "1"
+    # as the page explains: an offloaded job takes no platform storage along
+    body: JSON = {"command": command, "offload": offload}
+    if offload:
+        body["storage"] = False
     if form.get("name"):
         body["name"] = form["name"]
     accelerator = form.get("accelerator", "")
@@ -69,7 +74,7 @@ class Page(ApiHandler):
         html = _TEMPLATES.get_template("bunshin.html").render(
             user=user.name,
             prefix=self.prefix,
-            hub_home="/hub/home",
+            hub_home=os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/home",
             jobs=jobs,
             refresh=logs is None and any(j["status"] in ACTIVE for j in jobs),
             error=error,

@@ -78,3 +78,19 @@ def test_arbitrary_bodies_never_crash(body: dict[str, Any]) -> None:
         parse_request(body)
     except BunshinError as exc:
         assert exc.status in (400, 422) and exc.message
+
+
+def test_page_forms_become_api_bodies() -> None:
+    from aiinfn_hub.bunshin.pages import form_to_body
+
+    body = form_to_body({"command": "python 'my script.py' -v", "accelerator": "t4", "count": "2"})
+    assert body == {
+        "command": ["python", "my script.py", "-v"],
+        "offload": False,
+        "accelerator": {"name": "t4", "count": 2},
+    }
+    assert form_to_body({"command": "x", "accelerator": "none"})["accelerator"] is None
+    offloaded = form_to_body({"command": "x", "offload": "1"})
+    assert offloaded["offload"] is True and offloaded["storage"] is False
+    with pytest.raises(BunshinError, match="check the quotes"):
+        form_to_body({"command": "python 'unclosed"})
