@@ -443,3 +443,31 @@ def test_the_page_lists_jobs_and_its_form_clones_and_cancels(hub: Hub, alice: Us
     assert status_of(alice, job_id) == "cancelled"
     logs = alice.session.get(f"{hub.url}/services/bunshin/jobs/{job_id}/logs", timeout=30)
     assert logs.status_code == 200 and f"Logs of {job_id}" in logs.text
+
+
+def test_offload_is_for_granted_users_and_targets_virtual_nodes(hub: Hub, bob: User) -> None:
+    bob.start_server()  # bob is in lhcb-flashsim, whose members may offload
+    # (this platform has no storage section: nothing cluster-local to refuse; see the unit
+    # tests for the refusal listing NFS and CVMFS volumes)
+    accepted = bob.call("POST", "jobs", json={"command": ["true"], "offload": True})
+    assert accepted.status_code == 201, accepted.text
+    job = accepted.json()
+    assert job["offload"] is True and job["project"] == "lhcb-flashsim"
+    manifest = next(
+        j for j in hub.emulator.objects("Job", NAMESPACE) if j["metadata"]["name"] == job["id"]
+    )
+    tolerations = manifest["spec"]["template"]["spec"]["tolerations"]
+    assert any(t["key"] == "virtual-node.interlink/no-schedule" for t in tolerations)
+    assert bob.call("GET", "queues").json()["canOffload"] is True
+    bob.call("DELETE", f"jobs/{job['id']}")
+
+
+def test_admins_see_and_cancel_everyones_jobs(hub: Hub, alice: User) -> None:
+    admin = User(hub, "root-admin", "admin-pw")
+    job_id = alice.call("POST", "jobs", json={"command": ["sleep", "60"]}).json()["id"]
+    assert job_id in [j["id"] for j in admin.call("GET", "jobs?user=alice").json()]
+    assert job_id in [j["id"] for j in admin.call("GET", "jobs?all=1").json()]
+    assert admin.call("GET", f"jobs/{job_id}").status_code == 200
+    cancelled = admin.call("DELETE", f"jobs/{job_id}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert "root-admin" in cancelled.json()["reason"]
