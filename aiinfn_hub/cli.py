@@ -27,6 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", help="the platform configuration YAML file")
 
+    dev = sub.add_parser(
+        "dev",
+        help="start the local platform (hub, identity provider, emulated cluster, S3)",
+        description="Start the whole platform on 127.0.0.1: the Kubernetes API emulator with "
+        "the paper's four servers, the local OpenID provider with demo users, a local S3 "
+        "server, and JupyterHub with jupyterhub_config.py. Prints the URL and demo accounts; "
+        "Ctrl-C stops everything.",
+    )
+    dev.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".aiinfn-dev"),
+        help="folder of all state, reused by the next run (default .aiinfn-dev)",
+    )
+    dev.add_argument("--port", type=int, default=8000, help="the hub's port (default 8000)")
+    dev.add_argument("--reset", action="store_true", help="wipe the state folder first")
+
     kueue = sub.add_parser(
         "render-kueue",
         help="print the platform's Kueue objects (YAML) from a platform configuration",
@@ -89,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return check_config_command(args.file)
     if args.command == "emulator":
         return _run_emulator(args)
+    if args.command == "dev":
+        from .dev.platform import run_dev
+
+        return run_dev(args.state_dir, args.port, args.reset)
     if args.command == "render-kueue":
         return _render_kueue(Path(args.file))
     raise AssertionError(args.command)  # argparse rejects unknown commands

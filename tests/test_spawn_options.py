@@ -182,6 +182,8 @@ def test_form_posts_send_each_field_once() -> None:
     assert form_to_options({"cpu": ["2"], "image": ["base"]}) == {"cpu": "2", "image": "base"}
     with pytest.raises(OptionsError, match="sent 2 times"):
         form_to_options({"cpu": ["2", "16"]})
+    # the hub's spawn page posts its anti-forgery token with the form: not an option
+    assert form_to_options({"cpu": ["2"], "_xsrf": ["2|abc"]}) == {"cpu": "2"}
 
 
 _values = st.one_of(

@@ -52,9 +52,14 @@ class ServerChoice:
 
 
 def form_to_options(form: Mapping[str, list[str]]) -> dict[str, Any]:
-    """Form posts arrive as lists of strings: one value per field, or an error."""
+    """Form posts arrive as lists of strings: one value per field, or an error.
+
+    ``_xsrf`` is the hub page's own anti-forgery field (JupyterHub passes the whole form on).
+    """
     out: dict[str, Any] = {}
     for key, values in form.items():
+        if key == "_xsrf":
+            continue
         if len(values) != 1:
             raise OptionsError(f"field {key!r} was sent {len(values)} times; send it once")
         out[key] = values[0]

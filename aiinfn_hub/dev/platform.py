@@ -1,0 +1,272 @@
+"""``aiinfn-hub dev``: the whole platform on 127.0.0.1 in one command.
+
+The Kubernetes API emulator (the paper's four servers, containers run as local processes with
+their volumes as folders), the local OpenID provider with demo users in demo projects, a local
+S3 server for buckets (when installed), and configurable-http-proxy + JupyterHub with
+``jupyterhub_config.py`` unchanged: only addresses, ports and paths are passed to it, through
+its environment. State lives in one folder; running again reuses it; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .emulator.cluster import load_cluster_file
+from .emulator.runtime import Emulator
+from .node_tools import node_bin
+from .oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
+from .processes import ManagedProcess, ProcessError, free_port, port_is_free
+from .s3_server import LocalS3, moto_server_path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_ID = "aiinfn-hub"
+STORAGE_AUDIENCE = "object-store"
+DEMO_USERS = (
+    DemoUser("alice", "alice-pw", ("/cms", "/cms/analysis"), name="Alice, physicist (CMS)"),
+    DemoUser("bruno", "bruno-pw", ("/ml-infn",), name="Bruno, medical physicist (ML_INFN)"),
+    DemoUser("admin", "admin-pw", ("/platform-admins", "/ml-infn"), name="Platform admin"),
+    DemoUser("guest", "guest-pw", ("/visitors",), name="Guest in no project (refused)"),
+)
+
+
+class DevError(Exception):
+    """One clear line for the user (a busy port, a missing tool)."""
+
+
+@dataclass
+class DevPlatform:
+    """The local platform's parts; ``start()`` then ``stop()`` (or use as a context manager)."""
+
+    state_dir: Path
+    port: int = 8000
+    provider_port: int = 0
+    emulator_port: int = 0
+    reset: bool = False
+    parts: list[Any] = field(default_factory=list)
+    banner_lines: list[str] = field(default_factory=list)
+    s3: LocalS3 | None = None
+    emulator: Emulator | None = None
+    hub: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _check(self) -> None:
+        if not port_is_free(self.port):
+            raise DevError(f"port {self.port} is busy: stop what uses it or pass --port")
+        if shutil.which("node") is None:
+            raise DevError("node is not installed: run scripts/setup")
+        if not node_bin("configurable-http-proxy").exists():
+            raise DevError("configurable-http-proxy is missing: run scripts/setup")
+
+    def _secret(self, name: str, make: Any) -> str:
+        path = self.state_dir / name
+        if not path.exists():
+            path.write_text(make())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _platform_file(self, s3: LocalS3 | None) -> Path:
+        data = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
+        root = os.geteuid() == 0
+        storage: dict[str, Any] = {
+            "nfs": {"server": "nfs.local", "path": "/exports"},
+            "home": {
+                "uid": 1000 if root else os.geteuid(),
+                "gid": 100 if root else os.getegid(),
+            },
+            "environments": {"dir": "envs", "mountPath": "/envs"},
+            "shared": {
+                "dir": "shared",
+                "mountPath": "/shared",
+                "maintainersGroup": "platform-admins",
+            },
+            "scratch": {"sizeChoices": ["1Gi", "5Gi"]},
+        }
+        if s3 is not None:
+            storage["buckets"] = {
+                "endpoint": s3.endpoint,
+                "provider": "Other",
+                "region": "us-east-1",
+            }
+        data["storage"] = storage
+        path = self.state_dir / "platform.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def start(self) -> DevPlatform:
+        if self.reset and self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._check()
+        try:
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_parts(self) -> None:
+        state = self.state_dir
+        emulator = Emulator(
+            load_cluster_file(ROOT / "examples" / "cluster.yaml"),
+            port=self.emulator_port,
+            state_dir=state / "emulator",
+            run_processes=True,
+        ).start()
+        self.emulator = emulator
+        kubeconfig = emulator.write_kubeconfig()
+
+        if moto_server_path() is not None:
+            self.s3 = LocalS3(state / "s3").start()
+            for user in DEMO_USERS:  # each demo user's bucket exists, with a first file
+                _put(f"{self.s3.endpoint}/{user.username}", b"")
+                _put(f"{self.s3.endpoint}/{user.username}/README.txt", b"Your bucket.\n")
+            self.banner_lines.append(f"buckets:  local S3 at {self.s3.endpoint}")
+        else:
+            self.banner_lines.append("buckets:  disabled (no local S3 server: run scripts/setup)")
+
+        client_secret = self._secret("oidc-client-secret", lambda: secrets.token_urlsafe(32))
+        provider = LocalOIDCProvider(
+            ProviderSettings(
+                users=list(DEMO_USERS),
+                clients=[
+                    OIDCClient(
+                        CLIENT_ID,
+                        client_secret,
+                        (f"{self.url}/hub/oauth_callback",),
+                        (f"{self.url}/hub/login",),
+                    )
+                ],
+                port=self.provider_port or free_port(),
+                exchange_audiences={STORAGE_AUDIENCE: "storage.read:/ storage.modify:/"},
+            ),
+            state / "oidc",
+        ).start()
+        self.parts.append(provider)
+
+        secret_file = state / "oidc-client-secret"
+        platform = self._platform_file(self.s3)
+        env = dict(os.environ)
+        env.update(
+            {
+                "AIINFN_PLATFORM_CONFIG": str(platform),
+                "AIINFN_IAM_ISSUER": provider.issuer,
+                "AIINFN_IAM_CLIENT_ID": CLIENT_ID,
+                "AIINFN_IAM_CLIENT_SECRET_FILE": str(secret_file),
+                "AIINFN_PUBLIC_URL": self.url,
+                "AIINFN_STORAGE_AUDIENCE": STORAGE_AUDIENCE,
+                "AIINFN_ADMIN_GROUPS": "platform-admins",
+                "AIINFN_OFFLOAD_GROUPS": "ml-infn",
+                "AIINFN_BUNSHIN_URL": f"http://127.0.0.1:{free_port()}",
+                "AIINFN_BUNSHIN_MANAGED": "1",
+                "AIINFN_STATE_DIR": str(state),
+                "AIINFN_HUB_PORT": str(self.port),
+                "AIINFN_HUB_API_PORT": str(free_port()),
+                "AIINFN_PROXY_API_PORT": str(free_port()),
+                "AIINFN_LOCAL_PROCESSES": "1",
+                "KUBECONFIG": str(kubeconfig),
+                "JUPYTERHUB_CRYPT_KEY": self._secret("crypt-key", lambda: secrets.token_hex(32)),
+                "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(16),
+                "PATH": os.pathsep.join(
+                    [str(node_bin("x").parent), str(Path(sys.executable).parent), env["PATH"]]
+                ),
+            }
+        )
+        env.pop("AWS_CA_BUNDLE", None)
+        self.hub = ManagedProcess(
+            "jupyterhub",
+            [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
+            state / "hub.log",
+            env=env,
+            cwd=state,
+        ).start()
+        self.hub.wait_until(self._hub_answers, 90, "serving the hub")
+
+    def _hub_answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/hub/api/", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def banner(self) -> str:
+        assert self.emulator is not None
+        lines = [
+            "",
+            f"aiinfn-hub local platform: {self.url}",
+            "",
+            "demo accounts (user / password: projects):",
+            *(
+                f"  {u.username:<6} / {u.password:<9}: {', '.join(g.strip('/') for g in u.groups)}"
+                f"  ({u.name})"
+                for u in DEMO_USERS
+            ),
+            "",
+            f"kubectl:  export KUBECONFIG={self.state_dir / 'emulator' / 'kubeconfig'}",
+            "          kubectl get nodes,pods,jobs -A",
+            *self.banner_lines,
+            f"logs:     {self.state_dir / 'hub.log'} (hub, proxy, Bunshin), "
+            f"{self.state_dir / 'oidc' / 'oidc-provider.log'}",
+            "state:    " + str(self.state_dir) + " (kept; --reset wipes it)",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.stop(grace=20)
+        for part in reversed(self.parts):
+            part.stop()
+        if self.s3 is not None:
+            self.s3.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def _put(url: str, body: bytes) -> None:
+    request = urllib.request.Request(url, data=body, method="PUT")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_dev(state_dir: Path, port: int, reset: bool) -> int:
+    """The ``aiinfn-hub dev`` command: start, print the banner, wait for Ctrl-C, stop."""
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated dev stops its children too
+    platform = DevPlatform(state_dir=state_dir.resolve(), port=port, reset=reset)
+    try:
+        platform.start()
+    except (DevError, ProcessError) as exc:
+        first = str(exc).splitlines()[0]
+        print(f"aiinfn-hub dev: {first}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(platform.banner(), flush=True)
+    try:
+        while platform.hub is not None and platform.hub.running:
+            time.sleep(0.5)
+        print("aiinfn-hub dev: the hub stopped; see the log above", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\naiinfn-hub dev: stopping...", flush=True)
+        return 0
+    finally:
+        platform.stop()

@@ -1,0 +1,119 @@
+"""The hub configuration from environment variables: what ``jupyterhub_config.py`` runs.
+
+One configuration for the local platform and for the Zero-to-JupyterHub chart: only addresses,
+ports, paths and secrets' file names come from the environment. Reading it does no I/O but
+loading the platform configuration, which stops the hub with the path of a bad key.
+
+| variable | meaning |
+|---|---|
+| ``AIINFN_PLATFORM_CONFIG`` | platform configuration YAML (required) |
+| ``AIINFN_IAM_ISSUER`` | IAM issuer URL (required) |
+| ``AIINFN_IAM_CLIENT_ID`` | OAuth client id (default ``aiinfn-hub``) |
+| ``AIINFN_IAM_CLIENT_SECRET_FILE`` | file holding the client secret (required) |
+| ``AIINFN_ADMIN_GROUPS`` | comma-separated IAM groups of hub admins (default ``platform-admins``) |
+| ``AIINFN_OFFLOAD_GROUPS`` | comma-separated groups allowed to offload Bunshin jobs |
+| ``AIINFN_PUBLIC_URL`` | the hub's public URL, e.g. ``https://hub.example.org`` (OAuth callback) |
+| ``AIINFN_STORAGE_AUDIENCE`` | audience of the storage token exchange (empty: none) |
+| ``AIINFN_BUNSHIN_URL`` | where the Bunshin service listens (default ``http://127.0.0.1:10101``) |
+| ``AIINFN_BUNSHIN_MANAGED`` | ``1``: the hub runs the service itself (local platform) |
+| ``AIINFN_STATE_DIR`` | folder of the hub's database and cookie secret (local platform) |
+| ``AIINFN_HUB_PORT`` | port of the proxy (local platform, default 8000) |
+| ``AIINFN_HUB_API_PORT``, ``AIINFN_PROXY_API_PORT`` | the hub's and the proxy's own ports (local) |
+| ``AIINFN_LOCAL_PROCESSES`` | ``1``: single-user servers bind the pod IP the emulator gives |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import PlatformConfigError, load_platform_config
+from .hub_setup import configure_hub
+
+
+class ConfigurationError(SystemExit):
+    """A missing or bad variable: stops the hub with one clear line."""
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(
+            f"jupyterhub_config.py: set {name} (see aiinfn_hub/hub_environment.py)"
+        )
+    return value
+
+
+def _groups(env: Mapping[str, str], name: str, default: str = "") -> list[str]:
+    return [g.strip() for g in env.get(name, default).split(",") if g.strip()]
+
+
+def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> None:
+    """Set the hub configuration ``c`` from ``env`` (default: ``os.environ``)."""
+    from .bunshin.hub_config import configure_bunshin
+
+    env = os.environ if env is None else env
+    platform_file = _required(env, "AIINFN_PLATFORM_CONFIG")
+    try:
+        load_platform_config(Path(platform_file))  # fail early, with the bad key's path
+    except PlatformConfigError as exc:
+        raise ConfigurationError(f"jupyterhub_config.py: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"jupyterhub_config.py: cannot read {platform_file}: {exc.strerror}"
+        ) from None
+    configure_hub(c, platform_file)
+
+    admin_groups = _groups(env, "AIINFN_ADMIN_GROUPS", "platform-admins")
+    c.IAMAuthenticator.issuer = _required(env, "AIINFN_IAM_ISSUER")
+    c.IAMAuthenticator.client_id = env.get("AIINFN_IAM_CLIENT_ID", "aiinfn-hub")
+    c.IAMAuthenticator.client_secret_file = _required(env, "AIINFN_IAM_CLIENT_SECRET_FILE")
+    c.IAMAuthenticator.admin_groups = set(admin_groups)
+    public = env.get("AIINFN_PUBLIC_URL", "").rstrip("/")
+    if public:
+        c.IAMAuthenticator.oauth_callback_url = f"{public}/hub/oauth_callback"
+        c.IAMAuthenticator.post_logout_redirect_url = f"{public}/hub/login"
+    if env.get("AIINFN_STORAGE_AUDIENCE"):
+        c.IAMAuthenticator.storage_token_audience = env["AIINFN_STORAGE_AUDIENCE"]
+
+    managed = env.get("AIINFN_BUNSHIN_MANAGED") == "1"
+    bunshin_url = env.get("AIINFN_BUNSHIN_URL", "http://127.0.0.1:10101")
+    service_env = {k: env[k] for k in ("KUBECONFIG", "PATH") if k in env}
+    configure_bunshin(
+        c,
+        platform_file,
+        bunshin_url,
+        managed=managed,
+        environment=service_env,
+        offload_groups=_groups(env, "AIINFN_OFFLOAD_GROUPS"),
+        admin_groups=admin_groups,
+    )
+
+    state = env.get("AIINFN_STATE_DIR")
+    if state:
+        c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+        c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
+        c.ConfigurableHTTPProxy.pid_file = f"{state}/proxy.pid"
+    if env.get("AIINFN_HUB_PORT"):
+        c.JupyterHub.ip = "127.0.0.1"
+        c.JupyterHub.port = int(env["AIINFN_HUB_PORT"])
+        c.JupyterHub.hub_ip = "127.0.0.1"
+    if env.get("AIINFN_HUB_API_PORT"):
+        c.JupyterHub.hub_port = int(env["AIINFN_HUB_API_PORT"])
+    if env.get("AIINFN_PROXY_API_PORT"):
+        c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env['AIINFN_PROXY_API_PORT']}"
+    if env.get("AIINFN_LOCAL_PROCESSES") == "1":
+        # each emulated pod has its own loopback IP: the server binds it (valid on a cluster too)
+        c.AIInfnSpawner.cmd = ["jupyterhub-singleuser"]
+        # (a section of its own replaces Spawner.environment: repeat the service's address)
+        c.AIInfnSpawner.environment = {
+            "POD_IP": {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            "BUNSHIN_URL": f"{bunshin_url.rstrip('/')}/services/bunshin/api/v1",
+        }
+        c.AIInfnSpawner.args = ["--ServerApp.ip=$(POD_IP)", "--allow-root"]
+        c.AIInfnSpawner.start_timeout = 120
+        c.AIInfnSpawner.http_timeout = 90
+    c.AIInfnSpawner.namespace = env.get("AIINFN_NAMESPACE", "jupyterhub")
+    c.AIInfnSpawner.notebook_priority_class = env.get("AIINFN_NOTEBOOK_PRIORITY", "notebook")

@@ -1,0 +1,196 @@
+"""``aiinfn-hub dev`` as a user runs it: one command, a banner, a working hub, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from iam_platform import wait_for
+
+from aiinfn_hub.dev.processes import free_port
+
+pytestmark = pytest.mark.slow
+BANNER_END = "Ctrl-C stops everything."
+
+
+class Dev:
+    def __init__(self, state: Path, port: int) -> None:
+        self.state, self.port = state, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.out = state.parent / f"dev-{port}.out"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiinfn_hub.cli",
+                "dev",
+                "--state-dir",
+                str(state),
+                "--port",
+                str(port),
+            ],
+            stdout=self.out.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def interrupt(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(60)
+
+
+def children_of(state: Path) -> list[str]:
+    """Processes started for the platform: their command line or environment names the state
+    folder (the hub and the proxy get it as AIINFN_STATE_DIR)."""
+    found = []
+    marker = str(state).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"pytest" in cmdline:
+            continue
+        if marker in cmdline or marker in environ:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    state = tmp_path_factory.mktemp("dev") / "state"
+    running = Dev(state, free_port())
+    try:
+        wait_for(
+            lambda: BANNER_END in running.output() or running.process.poll() is not None,
+            120,
+            "the banner",
+        )
+        assert running.process.poll() is None, running.output()
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.interrupt()
+
+
+def sign_in(dev: Dev, user: str, password: str) -> tuple[requests.Session, requests.Response]:
+    session = requests.Session()
+    page = session.get(f"{dev.url}/hub/oauth_login", timeout=30)
+    for _ in range(4):
+        if "/interaction/" not in page.url:
+            break
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page.text)
+        base = page.url.split("/interaction/")[0]
+        if 'name="password"' in page.text:
+            action = next(a for a in actions if a.endswith("/login"))
+            page = session.post(
+                base + action, data={"username": user, "password": password}, timeout=30
+            )
+        else:
+            page = session.post(
+                base + next(a for a in actions if a.endswith("/confirm")), timeout=30
+            )
+    return session, page
+
+
+def test_banner_names_the_url_accounts_kubectl_and_logs(dev: Dev) -> None:
+    out = dev.output()
+    assert f"aiinfn-hub local platform: {dev.url}" in out
+    assert "alice  / alice-pw" in out and "admin  / admin-pw" in out
+    assert "export KUBECONFIG=" in out and "hub.log" in out
+    assert "buckets:  local S3 at http://127.0.0.1:" in out
+
+
+def test_a_demo_user_signs_in_and_gets_a_jupyterlab(dev: Dev) -> None:
+    session, page = sign_in(dev, "alice", "alice-pw")
+    assert page.status_code == 200 and "/hub/spawn" in page.url, page.text[:500]
+    xsrf = session.cookies.get("_xsrf")
+    form = {
+        "image": "base",
+        "cpu": "1",
+        "memory": "4Gi",
+        "accelerator": "none",
+        "scratch": "1Gi",
+        "_xsrf": xsrf or "",
+    }
+    spawned = session.post(f"{dev.url}/hub/spawn", data=form, timeout=60)
+    assert spawned.status_code == 200, spawned.text[:500]
+
+    def ready() -> bool:
+        # the first visit goes through the server's own OAuth with the hub, like a browser
+        lab = session.get(f"{dev.url}/user/alice/lab", timeout=30)
+        return lab.status_code == 200 and "JupyterLab" in lab.text
+
+    wait_for(ready, 120, "alice's JupyterLab")
+    contents = session.get(f"{dev.url}/user/alice/api/contents", timeout=10).json()
+    names = {item["name"] for item in contents["content"]}
+    assert {"projects", "buckets"} <= names, names
+    homes = dev.state / "emulator" / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
+    assert (homes / "alice").stat().st_mode & 0o777 == 0o700
+
+
+def test_guest_in_no_project_is_refused(dev: Dev) -> None:
+    _, page = sign_in(dev, "guest", "guest-pw")
+    assert page.status_code == 403 and "not in a research project" in page.text
+
+
+def test_ctrl_c_stops_everything_and_a_second_run_reuses_the_state(dev: Dev) -> None:
+    assert children_of(dev.state)
+    assert dev.interrupt() == 0
+    wait_for(lambda: not children_of(dev.state), 30, "every child process to end")
+    again = Dev(dev.state, dev.port)
+    try:
+        wait_for(
+            lambda: BANNER_END in again.output() or again.process.poll() is not None,
+            120,
+            "the second banner",
+        )
+        assert again.process.poll() is None, again.output()
+        # alice's home from the first run is still there
+        homes = dev.state / "emulator" / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
+        assert (homes / "alice").is_dir()
+    finally:
+        assert again.interrupt() == 0
+    wait_for(lambda: not children_of(dev.state), 30, "every child process to end")
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aiinfn_hub.cli",
+                "dev",
+                "--state-dir",
+                str(tmp_path / "s"),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"aiinfn-hub dev: port {port} is busy: stop what uses it or pass --port"
+    )
