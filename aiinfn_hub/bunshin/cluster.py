@@ -212,7 +212,25 @@ class Jobs:
             )
         except KubeError as exc:
             raise unavailable("cancelling the job", exc) from None
+        await self._deactivate_workloads(updated)
         return updated
+
+    async def _deactivate_workloads(self, job: JSON) -> None:
+        """Tell Kueue the job is over: its Workload inactive, so it is never admitted again."""
+        uid = job["metadata"].get("uid")
+        for workload in await self.workloads():
+            if (workload["metadata"].get("labels") or {}).get("kueue.x-k8s.io/job-uid") != uid:
+                continue
+            version = workload.get("apiVersion", "kueue.x-k8s.io/v1beta2").split("/")[-1]
+            path = (
+                f"/apis/kueue.x-k8s.io/{version}/namespaces/{self.namespace}/workloads/"
+                f"{workload['metadata']['name']}"
+            )
+            try:
+                await self.kube.merge_patch(path, {"spec": {"active": False}})
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise unavailable("deactivating the job's queue entry", exc) from None
 
 
 def owner(job: JSON) -> str:

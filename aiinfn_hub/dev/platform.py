@@ -24,6 +24,7 @@ import yaml
 
 from .emulator.cluster import load_cluster_file
 from .emulator.runtime import Emulator
+from .kueue_standin import KueueStandIn
 from .node_tools import node_bin
 from .oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
 from .processes import ManagedProcess, ProcessError, free_port, port_is_free
@@ -128,6 +129,7 @@ class DevPlatform:
         ).start()
         self.emulator = emulator
         kubeconfig = emulator.write_kubeconfig()
+        self.parts.append(KueueStandIn(emulator.url).start())
 
         if moto_server_path() is not None:
             self.s3 = LocalS3(state / "s3").start()
@@ -217,6 +219,7 @@ class DevPlatform:
             "",
             f"kubectl:  export KUBECONFIG={self.state_dir / 'emulator' / 'kubeconfig'}",
             "          kubectl get nodes,pods,jobs -A",
+            "jobs:     Bunshin at /services/bunshin/ (a stand-in admits jobs in place of Kueue)",
             *self.banner_lines,
             f"logs:     {self.state_dir / 'hub.log'} (hub, proxy, Bunshin), "
             f"{self.state_dir / 'oidc' / 'oidc-provider.log'}",

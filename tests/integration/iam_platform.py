@@ -5,6 +5,7 @@ through the provider's own login and consent pages."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import secrets
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import requests
 import yaml
 
 from aiinfn_hub.auth.tokens import secret_values
+from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.node_tools import node_bin
 from aiinfn_hub.dev.oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
@@ -378,3 +381,52 @@ def provider_code_flow(
     tokens.raise_for_status()
     result: dict[str, Any] = tokens.json()
     return result
+
+
+@contextlib.contextmanager
+def running_platform(
+    state: Path,
+    *,
+    access_token_ttl: int = 3600,
+    platform: Callable[[Path], Path] | None = None,
+    extra_config: Callable[[Emulator, Path], str] | None = None,
+    **hub_options: Any,
+) -> Iterator[Hub]:
+    """The emulated cluster (local processes), the provider and a hub, stopped afterwards.
+
+    ``platform(state)`` may write the platform file to use; ``extra_config(emulator,
+    platform_file)`` may add hub configuration. The hub's and the provider's logs are printed
+    when the block fails.
+    """
+    emulator = Emulator(
+        load_cluster_file(EXAMPLES / "cluster.yaml"),
+        state_dir=state / "emulator",
+        run_processes=True,
+    ).start()
+    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    provider = LocalOIDCProvider(
+        provider_settings(proxy_port, client_secret, access_token_ttl), state / "oidc"
+    ).start()
+    platform_file = platform(state) if platform else platform_without_storage(state / "config")
+    running = None
+    try:
+        running = start_hub(
+            state / "hub",
+            emulator,
+            provider,
+            proxy_port=proxy_port,
+            client_secret=client_secret,
+            platform=platform_file,
+            extra_config=extra_config(emulator, platform_file) if extra_config else "",
+            **hub_options,
+        )
+        yield running
+    except BaseException:
+        if running is not None:
+            dump(running)
+        raise
+    finally:
+        if running is not None:
+            running.process.stop()
+        provider.stop()
+        emulator.stop()

@@ -4,9 +4,10 @@ admitted Workload and unsuspends the Job, as Kueue's job integration does."""
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,17 +16,12 @@ from iam_platform import (
     EXAMPLES,
     NAMESPACE,
     Hub,
-    dump,
-    platform_without_storage,
-    provider_settings,
+    running_platform,
     sign_in,
-    start_hub,
     wait_for,
 )
 
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
-from aiinfn_hub.dev.oidc import LocalOIDCProvider
 from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
@@ -45,36 +41,15 @@ configure_bunshin(
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    import os
-
-    state = tmp_path_factory.mktemp("bunshin")
-    emulator = Emulator(
-        load_cluster_file(EXAMPLES / "cluster.yaml"),
-        state_dir=state / "emulator",
-        run_processes=True,
-    ).start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
-    provider = LocalOIDCProvider(
-        provider_settings(proxy_port, client_secret), state / "oidc"
-    ).start()
-    platform = platform_without_storage(state / "config")
-    extra = BUNSHIN_CONFIG.format(
-        platform=str(platform),
-        port=free_port(),
-        kubeconfig=str(emulator.write_kubeconfig()),
-        path=os.environ["PATH"],
-    )
-    running = None
-    try:
-        running = start_hub(
-            state / "hub",
-            emulator,
-            provider,
-            proxy_port=proxy_port,
-            client_secret=client_secret,
-            platform=platform,
-            extra_config=extra,
+    def bunshin(emulator: Emulator, platform: Path) -> str:
+        return BUNSHIN_CONFIG.format(
+            platform=str(platform),
+            port=free_port(),
+            kubeconfig=str(emulator.write_kubeconfig()),
+            path=os.environ["PATH"],
         )
+
+    with running_platform(tmp_path_factory.mktemp("bunshin"), extra_config=bunshin) as running:
         wait_for(
             lambda: (
                 requests.get(f"{running.url}/services/bunshin/api/v1/queues", timeout=5).status_code
@@ -84,15 +59,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             "the Bunshin service",
         )
         yield running
-    except BaseException:
-        if running is not None:
-            dump(running)
-        raise
-    finally:
-        if running is not None:
-            running.process.stop()
-        provider.stop()
-        emulator.stop()
 
 
 class User:
@@ -258,6 +224,13 @@ def test_cancel_stops_a_running_job(hub: Hub, alice: User) -> None:
     )
     again = alice.call("DELETE", f"jobs/{job_id}")
     assert again.status_code == 409 and again.json()["error"] == "finished"
+    # Kueue is told too: the job's Workload is inactive, so it is never admitted again
+    (workload,) = [
+        w
+        for w in hub.emulator.objects("Workload", NAMESPACE)
+        if w["metadata"]["name"] == f"job-{job_id}"
+    ]
+    assert workload["spec"]["active"] is False
 
 
 def test_other_users_jobs_are_invisible_and_untouchable(hub: Hub, alice: User, bob: User) -> None:

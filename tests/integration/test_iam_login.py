@@ -18,8 +18,8 @@ from iam_platform import (
     NAMESPACE,
     STORAGE_AUDIENCE,
     Hub,
-    dump,
     provider_settings,
+    running_platform,
     sign_in,
     start_hub,
     wait_for,
@@ -35,31 +35,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    state = tmp_path_factory.mktemp("iam")
-    emulator = Emulator(
-        load_cluster_file(EXAMPLES / "cluster.yaml"),
-        state_dir=state / "emulator",
-        run_processes=True,
-    ).start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
-    provider = LocalOIDCProvider(
-        provider_settings(proxy_port, client_secret), state / "oidc"
-    ).start()
-    running = None
-    try:
-        running = start_hub(
-            state / "hub", emulator, provider, proxy_port=proxy_port, client_secret=client_secret
-        )
+    with running_platform(tmp_path_factory.mktemp("iam")) as running:
         yield running
-    except BaseException:
-        if running is not None:
-            dump(running)
-        raise
-    finally:
-        if running is not None:
-            running.process.stop()
-        provider.stop()
-        emulator.stop()
 
 
 def test_login_lands_on_the_hub_as_the_user_in_the_iam_groups(hub: Hub) -> None:

@@ -12,18 +12,15 @@ import pytest
 import requests
 from iam_platform import (
     CLIENT_ID,
-    EXAMPLES,
     NAMESPACE,
     Hub,
-    dump,
     provider_settings,
+    running_platform,
     sign_in,
     start_hub,
     wait_for,
 )
 
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
-from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.oidc import LocalOIDCProvider
 from aiinfn_hub.dev.processes import free_port
 
@@ -33,38 +30,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """Access tokens live 5 s; the hub renews them 2 s before expiry, polls servers every 1 s."""
-    state = tmp_path_factory.mktemp("iam-tokens")
-    emulator = Emulator(
-        load_cluster_file(EXAMPLES / "cluster.yaml"),
-        state_dir=state / "emulator",
-        run_processes=True,
-    ).start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
-    provider = LocalOIDCProvider(
-        provider_settings(proxy_port, client_secret, access_token_ttl=5), state / "oidc"
-    ).start()
-    running = None
-    try:
-        running = start_hub(
-            state / "hub",
-            emulator,
-            provider,
-            proxy_port=proxy_port,
-            client_secret=client_secret,
-            margin=2,
-            refresh_age=1,
-            poll_interval=1,
-        )
+    with running_platform(
+        tmp_path_factory.mktemp("iam-tokens"),
+        access_token_ttl=5,
+        margin=2,
+        refresh_age=1,
+        poll_interval=1,
+    ) as running:
         yield running
-    except BaseException:
-        if running is not None:
-            dump(running)
-        raise
-    finally:
-        if running is not None:
-            running.process.stop()
-        provider.stop()
-        emulator.stop()
 
 
 def _spawn(hub: Hub, user: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,22 +18,15 @@ import pytest
 import requests
 from bucket_helpers import rclone, sidecar_env
 from iam_platform import (
-    EXAMPLES,
     NAMESPACE,
     Hub,
-    dump,
     platform_with_storage,
-    provider_settings,
+    running_platform,
     sign_in,
-    start_hub,
     wait_for,
 )
 
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.controllers.volumes import host_path
-from aiinfn_hub.dev.emulator.runtime import Emulator
-from aiinfn_hub.dev.oidc import LocalOIDCProvider
-from aiinfn_hub.dev.processes import free_port
 from aiinfn_hub.dev.s3_server import LocalS3
 
 pytestmark = pytest.mark.slow
@@ -61,37 +53,13 @@ def storage(s3: LocalS3) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, LocalS3]]:
     state = tmp_path_factory.mktemp("storage-local")
-    emulator = Emulator(
-        load_cluster_file(EXAMPLES / "cluster.yaml"),
-        state_dir=state / "emulator",
-        run_processes=True,
-    ).start()
-    s3 = LocalS3(state / "s3").start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
-    provider = LocalOIDCProvider(
-        provider_settings(proxy_port, client_secret), state / "oidc"
-    ).start()
-    running = None
-    try:
-        running = start_hub(
-            state / "hub",
-            emulator,
-            provider,
-            proxy_port=proxy_port,
-            client_secret=client_secret,
-            platform=platform_with_storage(state / "config", storage(s3)),
-        )
+    with (
+        LocalS3(state / "s3") as s3,
+        running_platform(
+            state, platform=lambda folder: platform_with_storage(folder / "config", storage(s3))
+        ) as running,
+    ):
         yield running, s3
-    except BaseException:
-        if running is not None:
-            dump(running)
-        raise
-    finally:
-        if running is not None:
-            running.process.stop()
-        provider.stop()
-        s3.stop()
-        emulator.stop()
 
 
 def test_home_projects_scratch_and_bucket_are_there(
