@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Self
 
-from .processes import ManagedProcess, ProcessError, free_port
+from .processes import LocalService, ManagedProcess, ProcessError, answers, free_port
 
 ENV_VAR = "AIINFN_MOTO_SERVER"
 
@@ -33,7 +31,7 @@ def moto_server_path() -> Path | None:
     return Path(found) if found else None
 
 
-class LocalS3:
+class LocalS3(LocalService):
     """moto's server on 127.0.0.1; ``endpoint`` serves both S3 and STS."""
 
     def __init__(self, state_dir: Path, port: int = 0) -> None:
@@ -62,18 +60,4 @@ class LocalS3:
         return self
 
     def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.endpoint}/", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return answers(f"{self.endpoint}/")

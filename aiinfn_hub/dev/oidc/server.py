@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..node_tools import node_modules_dir
-from ..processes import ManagedProcess, ProcessError, free_port
+from ..processes import LocalService, ManagedProcess, ProcessError, answers, free_port
 
 PROVIDER_SCRIPT = Path(__file__).with_name("provider.mjs")
 
@@ -113,7 +113,7 @@ class ProviderSettings:
         }
 
 
-class LocalOIDCProvider:
+class LocalOIDCProvider(LocalService):
     """The provider as a child process: ``start()`` returns once discovery answers.
 
     State (signing keys, settings, log) lives in ``state_dir``; keys are reused on the next
@@ -169,25 +169,10 @@ class LocalOIDCProvider:
         return self
 
     def discovery_answers(self) -> bool:
-        url = f"{self.issuer}/.well-known/openid-configuration"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers(f"{self.issuer}/.well-known/openid-configuration")
 
     def discovery(self) -> dict[str, Any]:
         url = f"{self.issuer}/.well-known/openid-configuration"
         with urllib.request.urlopen(url, timeout=5) as response:
             document: dict[str, Any] = json.load(response)
         return document
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
