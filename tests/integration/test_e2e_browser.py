@@ -1,0 +1,112 @@
+"""End to end in a real browser (Debian's Chromium driven by Playwright) against
+``aiinfn-hub dev``. Each test saves a screenshot of its last page under
+``test-artifacts/e2e/`` (see the README)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dev_helpers import Dev, started_dev
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from aiinfn_hub.dev.processes import free_port
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    with started_dev(tmp_path_factory.mktemp("e2e") / "state", free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/setup (Debian package chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(60_000)
+    try:
+        yield opened
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+
+
+def sign_in(page: Page, dev: Dev, user: str, password: str) -> None:
+    """Through the provider's own pages, as a person does."""
+    page.goto(f"{dev.url}/hub/oauth_login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[value=login]")
+    page.click("button[value=allow]")
+
+
+def test_login_through_the_provider_pages_greets_the_user(page: Page, dev: Dev) -> None:
+    sign_in(page, dev, "bruno", "bruno-pw")
+    page.wait_for_url("**/hub/spawn**")
+    expect(page.locator("body")).to_contain_text("bruno")
+    expect(page.locator("#aiinfn-accelerators")).to_contain_text("free")
+
+
+def test_someone_in_no_project_sees_the_clear_403_page(page: Page, dev: Dev) -> None:
+    sign_in(page, dev, "guest", "guest-pw")
+    expect(page.locator("body")).to_contain_text("not in a research project enabled on this hub")
+
+
+def test_a_tampered_form_is_refused_with_the_reason_and_no_server(page: Page, dev: Dev) -> None:
+    sign_in(page, dev, "bruno", "bruno-pw")
+    page.wait_for_url("**/hub/spawn**")
+    # devtools-style: change a value the form does not offer, then submit
+    page.evaluate(
+        "() => { const cpu = document.querySelector('#cpu');"
+        " cpu.options[0].value = '64'; cpu.value = '64'; }"
+    )
+    page.click("input[type=submit], button[type=submit]")
+    expect(page.locator("body")).to_contain_text("cpu 64 is not allowed")
+    expect(page.locator("#aiinfn-accelerators")).to_be_visible()  # the form again
+
+
+def test_a_mig_slice_starts_jupyterlab_with_home_and_projects(page: Page, dev: Dev) -> None:
+    sign_in(page, dev, "alice", "alice-pw")
+    page.wait_for_url("**/hub/spawn**")
+    free_before = page.locator("label[for=accelerator-a100-1g-10gb]").inner_text()
+    assert "3 of 3 free" in free_before, free_before
+    page.check("#accelerator-a100-1g-10gb")
+    page.check("#image-cuda-ml")
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/user/alice/lab**", timeout=120_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    browser_panel = page.locator(".jp-DirListing-content")
+    expect(browser_panel).to_contain_text("projects", timeout=60_000)
+    expect(browser_panel).to_contain_text("buckets")
+    # the next user sees one slice fewer
+    other = page.context.browser.new_context()  # type: ignore[union-attr]
+    second = other.new_page()
+    sign_in(second, dev, "bruno", "bruno-pw")
+    second.wait_for_url("**/hub/spawn**")
+    assert "2 of 3 free" in second.locator("label[for=accelerator-a100-1g-10gb]").inner_text()
+    other.close()
