@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from iam_platform import wait_for
 from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +134,41 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"aiinfn-hub dev: port {port} is busy: stop what uses it or pass --port"
     )
+
+
+def test_the_hub_config_stops_with_the_path_of_a_bad_key(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
+    data["projects"]["cms"]["limits"]["maxGPUs"] = 1
+    bad = tmp_path / "platform.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    env = {
+        "PATH": os.environ["PATH"],
+        "AIINFN_PLATFORM_CONFIG": str(bad),
+        "AIINFN_IAM_ISSUER": "http://127.0.0.1:1",
+        "AIINFN_IAM_CLIENT_SECRET_FILE": str(tmp_path / "secret"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert 'projects.cms.limits.maxGPUs: unknown key; did you mean "maxGpus"?' in done.stderr
+    del env["AIINFN_IAM_ISSUER"]
+    bad.write_text((ROOT / "examples" / "platform.yaml").read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and "set AIINFN_IAM_ISSUER" in done.stderr
