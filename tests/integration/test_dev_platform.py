@@ -172,3 +172,28 @@ def test_the_hub_config_stops_with_the_path_of_a_bad_key(tmp_path: Path) -> None
         check=False,
     )
     assert done.returncode != 0 and "set AIINFN_IAM_ISSUER" in done.stderr
+
+
+def test_a_missing_node_tool_is_one_clear_line(tmp_path: Path) -> None:
+    env = dict(os.environ, AIINFN_NODE_MODULES=str(tmp_path / "empty"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aiinfn_hub.cli",
+            "dev",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "aiinfn-hub dev: configurable-http-proxy is missing: run scripts/setup"
+    )
