@@ -3,6 +3,7 @@ stopped as a whole group, so Ctrl-C or a failed test leaves no orphan behind."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -133,14 +134,15 @@ def answers(url: str) -> bool:
         return False
 
 
-class LocalService:
+class LocalService(abc.ABC):
     """A helper server run as one child process: ``with Service(...) as s:`` starts and stops
     it. Subclasses start ``self.process`` in ``start()``."""
 
     process: ManagedProcess | None = None
 
+    @abc.abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start the process and return once it serves."""
 
     def stop(self) -> None:
         if self.process is not None:
