@@ -20,6 +20,8 @@ loading the platform configuration, which stops the hub with the path of a bad k
 | ``AIINFN_HUB_PORT`` | port of the proxy (local platform, default 8000) |
 | ``AIINFN_HUB_API_PORT``, ``AIINFN_PROXY_API_PORT`` | the hub's and the proxy's own ports (local) |
 | ``AIINFN_LOCAL_PROCESSES`` | ``1``: single-user servers bind the pod IP the emulator gives |
+| ``AIINFN_NAMESPACE`` | namespace of the servers (default ``jupyterhub``) |
+| ``AIINFN_NOTEBOOK_PRIORITY`` | PriorityClass of notebook pods, e.g. ``notebook`` (default: none) |
 """
 
 from __future__ import annotations
@@ -116,4 +118,5 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
         c.AIInfnSpawner.start_timeout = 120
         c.AIInfnSpawner.http_timeout = 90
     c.AIInfnSpawner.namespace = env.get("AIINFN_NAMESPACE", "jupyterhub")
-    c.AIInfnSpawner.notebook_priority_class = env.get("AIINFN_NOTEBOOK_PRIORITY", "notebook")
+    # a PriorityClass that does not exist would make every pod be refused: none unless named
+    c.AIInfnSpawner.notebook_priority_class = env.get("AIINFN_NOTEBOOK_PRIORITY", "")

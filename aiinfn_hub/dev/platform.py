@@ -179,6 +179,7 @@ class DevPlatform:
                 "AIINFN_HUB_API_PORT": str(free_port()),
                 "AIINFN_PROXY_API_PORT": str(free_port()),
                 "AIINFN_LOCAL_PROCESSES": "1",
+                "AIINFN_NOTEBOOK_PRIORITY": "notebook",
                 "KUBECONFIG": str(kubeconfig),
                 "JUPYTERHUB_CRYPT_KEY": self._secret("crypt-key", lambda: secrets.token_hex(32)),
                 "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(16),
