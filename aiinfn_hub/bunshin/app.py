@@ -179,7 +179,7 @@ async def submit(handler: ApiHandler, body: Any) -> JSON:
         can_offload=OFFLOAD in handler.scopes() or handler.is_admin(),
         active_jobs=len(active),
     )
-    plan = plan_job(request, context, pod, request.server)
+    plan = plan_job(request, context, pod, request.server, state.get("pod_uid"))
     job = await service.jobs.create(plan)
     log.info("job %s submitted by %s", job["metadata"]["name"], user.name)
     return job_view(job, [], None)

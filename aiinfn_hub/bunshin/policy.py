@@ -83,12 +83,17 @@ def notebook_container(pod: JSON) -> JSON:
     return found
 
 
-def check_source_pod(pod: JSON, username: str) -> None:
-    """The pod is the user's running notebook server (annotation, phase, not being deleted)."""
+def check_source_pod(pod: JSON, username: str, expected_uid: str | None = None) -> None:
+    """The pod is the user's running notebook server: its username annotation, the UID the
+    hub recorded when it started it (when known), running and not being deleted."""
     meta = pod.get("metadata") or {}
     owner = (meta.get("annotations") or {}).get("hub.jupyter.org/username")
     if owner != username:
         raise BunshinError(403, "forbidden", "that server's pod belongs to someone else")
+    if expected_uid and meta.get("uid") != expected_uid:
+        raise BunshinError(
+            409, "no-server", "the server's pod is not the one the hub started; try again"
+        )
     if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
         raise BunshinError(409, "no-server", "the server is not running; start it first")
 
@@ -223,11 +228,14 @@ def offload_blockers(volumes: list[JSON]) -> list[str]:
     return blockers
 
 
-def plan_job(request: JobRequest, ctx: JobContext, pod: JSON, server: str) -> JobPlan:
-    """Check the request against the platform, the user and the source pod."""
+def plan_job(
+    request: JobRequest, ctx: JobContext, pod: JSON, server: str, pod_uid: str | None = None
+) -> JobPlan:
+    """Check the request against the platform, the user and the source pod (whose UID the
+    hub recorded, when given)."""
     jobs = ctx.config.jobs
     user = ctx.user
-    check_source_pod(pod, user.name)
+    check_source_pod(pod, user.name, pod_uid)
     project = choose_project(request, ctx)
     if ctx.active_jobs >= jobs.max_active_jobs_per_user:
         raise BunshinError(

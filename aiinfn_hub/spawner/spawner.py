@@ -123,6 +123,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     _progress_notes: list[str] = []  # replaced per start
     _storage_reported: asyncio.Event | None = None
     _storage_base: dict[str, Any] | None = None  # the hub configuration's own storage traits
+    _pod_uid: str | None = None  # the UID of the pod this spawner started
     storage_plan: StoragePlan | None = None  # what the last start mounts
 
     # -- context ---------------------------------------------------------------------------
@@ -226,6 +227,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         try:
             await self.write_token_secret()
             result = await self._start_watching_storage_init()
+            self._remember_pod_uid()
             await self.report_storage()
         finally:
             self._storage_reported.set()
@@ -275,6 +277,26 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
                 f"Your storage could not be prepared: {why}. Nothing was changed; please "
                 "tell the platform administrators."
             )
+
+    def get_state(self) -> dict[str, Any]:
+        """KubeSpawner's state plus the pod's UID, so Bunshin can tell it is this pod."""
+        state: dict[str, Any] = super().get_state()
+        if self._pod_uid:
+            state["pod_uid"] = self._pod_uid
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._pod_uid = state.get("pod_uid")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self._pod_uid = None
+
+    def _remember_pod_uid(self) -> None:
+        reflector = getattr(self, "pod_reflector", None)
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        self._pod_uid = ((pod or {}).get("metadata") or {}).get("uid")
 
     async def progress(self) -> Any:
         """KubeSpawner's events, then storage notes (e.g. a bucket that could not be mounted)."""

@@ -185,3 +185,13 @@ def test_status_follows_job_workload_and_pods() -> None:
     assert job_status(job, admitted, [])[0] == "cancelled"
     view = job_view(job, [], None)
     assert view["status"] == "cancelled" and view["accelerator"] is None
+
+
+def test_the_pod_must_be_the_one_the_hub_started() -> None:
+    request = parse_request({"command": ["x"]})
+    assert plan_job(request, context("cms"), pod("cpu-only"), "", "0b7c-uid").source_uid == (
+        "0b7c-uid"
+    )
+    with pytest.raises(BunshinError) as exc:
+        plan_job(request, context("cms"), pod("cpu-only"), "", "another-uid")
+    assert exc.value.status == 409 and "not the one the hub started" in exc.value.message

@@ -77,7 +77,8 @@ c.IAMAuthenticator.auth_refresh_age = {refresh_age}
 c.JupyterHub.services = [{{"name": "test-admin", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "services": ["test-admin"],
-      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:groups", "tokens",
+      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:server_state",
+                 "admin:groups", "tokens",
                  "access:servers"]}},
 ]
 c.AIInfnSpawner.namespace = {namespace!r}

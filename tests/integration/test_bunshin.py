@@ -193,6 +193,15 @@ def test_clone_runs_queued_then_succeeds_with_logs(hub: Hub, alice: User) -> Non
     names = {e["name"] for e in container["env"]}
     assert "SEED" in names and not [n for n in names if n.startswith(("JUPYTERHUB_", "JPY_"))]
     assert "ownerReferences" not in manifest["metadata"]
+    # the hub recorded the pod's UID when it started the server; the clone checked it
+    state = hub.admin_get("/users/alice")["servers"][""]["state"]
+    (source,) = [
+        p
+        for p in hub.emulator.objects("Pod", NAMESPACE)
+        if p["metadata"]["name"] == state["pod_name"]
+    ]
+    assert state["pod_uid"] == source["metadata"]["uid"]
+    assert manifest["metadata"]["annotations"]["aiinfn.infn.it/source-pod-uid"] == state["pod_uid"]
 
     admit(hub, job["id"])
     wait_for(lambda: status_of(alice, job["id"]) == "succeeded", 60, "the job to succeed")
