@@ -7,6 +7,7 @@ become :class:`BunshinError` with what the user can do about them.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from .policy import JobPlan
 
 JSON = dict[str, Any]
 WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")
+log = logging.getLogger("bunshin")
 
 
 def unavailable(what: str, error: KubeError) -> BunshinError:
@@ -198,11 +200,7 @@ class Jobs:
         try:
             await self.kube.delete(self._jobs_path(job["metadata"]["name"]))
         except KubeError as exc:  # an admin finds it labelled as ours; say so in the log
-            import logging
-
-            logging.getLogger("bunshin").error(
-                "could not remove job %s after a failure: %s", job["metadata"]["name"], exc
-            )
+            log.error("could not remove job %s after a failure: %s", job["metadata"]["name"], exc)
 
     async def cancel(self, job: JSON, by: str) -> JSON:
         try:

@@ -259,13 +259,13 @@ def _answers(url: str) -> bool:
 _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
-def sign_in(
-    hub: Hub, username: str, password: str, session: requests.Session | None = None
+def provider_sign_in(
+    hub_url: str, username: str, password: str, session: requests.Session | None = None
 ) -> tuple[requests.Session, requests.Response]:
-    """Follow the login redirects, fill in the provider's login and consent forms, and return
-    the session and the hub's final answer (its page, or its error page)."""
+    """Start the hub's login, fill in the provider's login and consent forms as a browser
+    would, and return the session and the hub's final answer (its page, or its error page)."""
     session = session or requests.Session()
-    response = session.get(f"{hub.url}/hub/oauth_login", timeout=30)
+    response = session.get(f"{hub_url}/hub/oauth_login", timeout=30)
     for _ in range(4):
         if "/interaction/" not in response.url:
             break
@@ -280,6 +280,15 @@ def sign_in(
         else:
             confirm = next(a for a in actions if a.endswith("/confirm"))
             response = session.post(urllib.parse.urljoin(response.url, confirm), timeout=30)
+    return session, response
+
+
+def sign_in(
+    hub: Hub, username: str, password: str, session: requests.Session | None = None
+) -> tuple[requests.Session, requests.Response]:
+    """``provider_sign_in`` at ``hub``, remembering every authorization code seen on the way
+    (the log-capture test searches the logs for them)."""
+    session, response = provider_sign_in(hub.url, username, password, session)
     for step in [*response.history, response]:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(step.url).query)
         hub.seen_codes.extend(query.get("code", []))

@@ -14,14 +14,13 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from bucket_helpers import rclone, sidecar_env
-from iam_platform import STORAGE_AUDIENCE, provider_code_flow, provider_settings
+from iam_platform import STORAGE_AUDIENCE, provider_code_flow, provider_settings, wait_for
 
 from aiinfn_hub.auth.tokens import exchange_params
 from aiinfn_hub.dev.oidc import LocalOIDCProvider, OIDCClient
@@ -97,15 +96,6 @@ def run_sidecar(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -124,9 +114,9 @@ def test_the_sidecar_without_a_token_leaves_a_clear_note(s3: LocalS3, tmp_path: 
     process = run_sidecar(env, log)
     try:
         note = root / "alice" / "MOUNT-FAILED.txt"
-        assert wait_for(note.exists, 20), log.read_text()
+        wait_for(note.exists, 20, "the note")
         assert "no IAM token is available for your account" in note.read_text()
-        assert wait_for(lambda: "aiinfn-bucket: FAILED alice" in log.read_text(), 5)
+        wait_for(lambda: "aiinfn-bucket: FAILED alice" in log.read_text(), 5, "the log line")
         assert process.poll() is None  # the server is not blocked: the sidecar keeps running
     finally:
         stop(process)
@@ -154,13 +144,13 @@ def test_the_sidecar_mounts_the_bucket_with_the_provider_token(
     log = tmp_path / "sidecar.log"
     process = run_sidecar(env, log)
     try:
-        assert wait_for(lambda: "aiinfn-bucket: mounted mounted" in log.read_text(), 30), (
-            log.read_text()
-        )
+        wait_for(lambda: "aiinfn-bucket: mounted mounted" in log.read_text(), 30, "the mount")
         assert (root / "mounted" / "in.txt").read_text() == "from S3"
         (root / "mounted" / "out.txt").write_text("from the notebook")
-        assert wait_for(
-            lambda: "out.txt" in rclone(env, "lsf", "buckets:mounted").stdout.split(), 30
+        wait_for(
+            lambda: "out.txt" in rclone(env, "lsf", "buckets:mounted").stdout.split(),
+            30,
+            "the upload",
         )
     finally:
         stop(process)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from dev_helpers import BANNER_END, Dev, children_of, started_dev
-from iam_platform import wait_for
+from iam_platform import provider_sign_in, wait_for
 
 from aiinfn_hub.dev.processes import free_port
 
@@ -27,23 +26,41 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
 
 
 def sign_in(dev: Dev, user: str, password: str) -> tuple[requests.Session, requests.Response]:
-    session = requests.Session()
-    page = session.get(f"{dev.url}/hub/oauth_login", timeout=30)
-    for _ in range(4):
-        if "/interaction/" not in page.url:
-            break
-        actions = re.findall(r'<form method="post" action="([^"]+)"', page.text)
-        base = page.url.split("/interaction/")[0]
-        if 'name="password"' in page.text:
-            action = next(a for a in actions if a.endswith("/login"))
-            page = session.post(
-                base + action, data={"username": user, "password": password}, timeout=30
-            )
-        else:
-            page = session.post(
-                base + next(a for a in actions if a.endswith("/confirm")), timeout=30
-            )
-    return session, page
+    return provider_sign_in(dev.url, user, password)
+
+
+def run_dev_once(tmp_path: Path, port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """``aiinfn-hub dev`` expected to stop at once (it is given no time to serve)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aiinfn_hub.cli",
+            "dev",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def run_hub_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``jupyterhub -f jupyterhub_config.py`` with ``env``, expected to stop at once."""
+    return subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_banner_names_the_url_accounts_kubectl_and_logs(dev: Dev) -> None:
@@ -114,22 +131,7 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "aiinfn_hub.cli",
-                "dev",
-                "--state-dir",
-                str(tmp_path / "s"),
-                "--port",
-                str(port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_dev_once(tmp_path, port)
     assert done.returncode == 1
     assert done.stderr.strip() == (
         f"aiinfn-hub dev: port {port} is busy: stop what uses it or pass --port"
@@ -149,50 +151,17 @@ def test_the_hub_config_stops_with_the_path_of_a_bad_key(tmp_path: Path) -> None
         "AIINFN_IAM_ISSUER": "http://127.0.0.1:1",
         "AIINFN_IAM_CLIENT_SECRET_FILE": str(tmp_path / "secret"),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_hub_config(tmp_path, env)
     assert done.returncode != 0
     assert 'projects.cms.limits.maxGPUs: unknown key; did you mean "maxGpus"?' in done.stderr
     del env["AIINFN_IAM_ISSUER"]
     bad.write_text((ROOT / "examples" / "platform.yaml").read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_hub_config(tmp_path, env)
     assert done.returncode != 0 and "set AIINFN_IAM_ISSUER" in done.stderr
 
 
 def test_a_missing_node_tool_is_one_clear_line(tmp_path: Path) -> None:
-    env = dict(os.environ, AIINFN_NODE_MODULES=str(tmp_path / "empty"))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiinfn_hub.cli",
-            "dev",
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--port",
-            str(free_port()),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_dev_once(tmp_path, free_port(), AIINFN_NODE_MODULES=str(tmp_path / "empty"))
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "aiinfn-hub dev: configurable-http-proxy is missing: run scripts/setup"
