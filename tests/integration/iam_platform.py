@@ -26,7 +26,7 @@ from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.node_tools import node_bin
 from aiinfn_hub.dev.oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
-from aiinfn_hub.dev.processes import ManagedProcess, free_port
+from aiinfn_hub.dev.processes import ManagedProcess, answers, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NAMESPACE = "jupyterhub"
@@ -227,7 +227,7 @@ def start_hub(
         provider=provider,
     )
     if wait:
-        process.wait_until(lambda: _answers(f"{hub.api}/"), 60, "serving its API")
+        process.wait_until(lambda: answers(f"{hub.api}/"), 60, "serving its API")
     return hub
 
 
@@ -247,13 +247,6 @@ def platform_with_storage(folder: Path, storage: dict[str, Any] | None) -> Path:
     path = folder / "platform.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')

@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +54,6 @@ c.KubeSpawner.args = ["--ServerApp.ip=$(POD_IP)", "--allow-root"]
 c.KubeSpawner.start_timeout = 60
 c.KubeSpawner.http_timeout = 60
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _request(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -108,7 +102,7 @@ def test_real_hub_spawns_singleuser_through_emulator(
     state = tmp_path / "hub"
     state.mkdir()
     token = secrets.token_hex(16)
-    ports = {"proxy_port": _free_port(), "hub_port": _free_port(), "proxy_api_port": _free_port()}
+    ports = {"proxy_port": free_port(), "hub_port": free_port(), "proxy_api_port": free_port()}
     config = state / "jupyterhub_config.py"
     config.write_text(HUB_CONFIG.format(state=state, token=token, **ports))
     env = dict(os.environ)
