@@ -93,3 +93,14 @@ async def test_log_through_kubernetes_asyncio(api: ApiServer, tmp_path: Path) ->
     async with kube_client(api, tmp_path) as api_client:
         text = await client.CoreV1Api(api_client).read_namespaced_pod_log("one", "default")
     assert text == "hello\n"
+
+
+async def test_a_sidecar_has_its_log_like_any_container(api: ApiServer) -> None:
+    body = pod_body("jobpod")
+    body["spec"]["initContainers"] = [
+        {"name": "jfs", "image": "juicedata/mount:ce-v1.2", "restartPolicy": "Always"}
+    ]
+    await api.create(f"{NS}/pods", body)
+    api.store.logs[("default", "jobpod", "jfs")] = "mounted /jfs\n"
+    resp = await api.get(f"{NS}/pods/jobpod/log?container=jfs")
+    assert resp.code == 200 and resp.body == "mounted /jfs\n"

@@ -384,3 +384,108 @@ def test_compiled_schemas_agree_with_kubernetes_validate(case: str, obj: JSON) -
     problems = library().problems(obj["kind"], obj["apiVersion"], obj)
     assert problems is not None
     assert (problems == []) == reference_ok, (case, problems)
+
+
+# -- native sidecars (KEP-753) and probes ------------------------------------------------------
+def _with_init(name: str, *init: JSON, **container_fields: Any) -> JSON:
+    body = pod_body(name)
+    body["spec"]["containers"][0].update(container_fields)
+    body["spec"]["initContainers"] = list(init)
+    return body
+
+
+async def test_init_container_restart_policy_may_only_be_always(api: ApiServer) -> None:
+    never = {"name": "setup", "image": "busybox:1.36", "restartPolicy": "Never"}
+    resp = await api.post(f"{NS}/pods", _with_init("never", never))
+    assert resp.code == 422
+    assert resp.body["message"] == (
+        'Pod "never" is invalid: spec.initContainers[0].restartPolicy: Unsupported value: '
+        '"Never": supported values: "Always"'
+    )
+    assert resp.body["details"]["causes"][0]["reason"] == "FieldValueNotSupported"
+    job = job_body("never")
+    job["spec"]["template"]["spec"]["initContainers"] = [never]
+    resp = await api.post(JOBS, job)
+    assert resp.body["message"] == (
+        'Job.batch "never" is invalid: spec.template.spec.initContainers[0].restartPolicy: '
+        'Unsupported value: "Never": supported values: "Always"'
+    )
+
+
+async def test_restart_policy_is_forbidden_on_regular_containers(api: ApiServer) -> None:
+    resp = await api.post(f"{NS}/pods", _with_init("regular", restartPolicy="Always"))
+    assert resp.code == 422
+    assert resp.body["message"] == (
+        'Pod "regular" is invalid: spec.containers[0].restartPolicy: Forbidden: may not be set '
+        "for non-init containers"
+    )
+
+
+async def test_probes_and_hooks_only_on_sidecars_among_init_containers(api: ApiServer) -> None:
+    probe = {"exec": {"command": ["mountpoint", "-q", "/jfs"]}}
+    plain = {
+        "name": "setup",
+        "image": "busybox:1.36",
+        "startupProbe": probe,
+        "readinessProbe": probe,
+        "lifecycle": {"preStop": {"exec": {"command": ["umount", "/jfs"]}}},
+    }
+    resp = await api.post(f"{NS}/pods", _with_init("plain", plain))
+    reason = "Forbidden: may not be set for init containers without restartPolicy=Always"
+    assert resp.body["message"] == (
+        f'Pod "plain" is invalid: [spec.initContainers[0].lifecycle: {reason}, '
+        f"spec.initContainers[0].readinessProbe: {reason}, "
+        f"spec.initContainers[0].startupProbe: {reason}]"
+    )
+    sidecar = {**plain, "name": "jfs", "restartPolicy": "Always"}
+    created = await api.post(f"{NS}/pods", _with_init("sidecar", sidecar))
+    assert created.code == 201
+    stored = created.body["spec"]["initContainers"][0]
+    assert stored["restartPolicy"] == "Always"
+    assert stored["startupProbe"]["periodSeconds"] == 10  # defaulted like any probe
+
+
+async def test_probe_handlers_and_thresholds(api: ApiServer) -> None:
+    sidecar = {
+        "name": "jfs",
+        "image": "busybox:1.36",
+        "restartPolicy": "Always",
+        "startupProbe": {"periodSeconds": 1, "successThreshold": 2},
+        "livenessProbe": {"exec": {"command": []}, "tcpSocket": {"port": 80}},
+    }
+    resp = await api.post(f"{NS}/pods", _with_init("probes", sidecar))
+    assert resp.body["message"] == (
+        'Pod "probes" is invalid: [spec.initContainers[0].livenessProbe.exec.command: '
+        "Required value, spec.initContainers[0].livenessProbe.tcpSocket: Forbidden: may not "
+        "specify more than 1 handler type, "
+        "spec.initContainers[0].startupProbe: Required value: must specify a handler type, "
+        "spec.initContainers[0].startupProbe.successThreshold: Invalid value: 2: must be 1]"
+    )
+
+
+async def test_mount_propagation(api: ApiServer) -> None:
+    body = pod_body("prop", volumes=[{"name": "jfs", "emptyDir": {}}])
+    mount = {"name": "jfs", "mountPath": "/jfs", "mountPropagation": "Bidirectional"}
+    body["spec"]["containers"][0]["volumeMounts"] = [mount]
+    resp = await api.post(f"{NS}/pods", body)
+    assert resp.body["message"] == (
+        'Pod "prop" is invalid: spec.containers[0].volumeMounts.mountPropagation: Forbidden: '
+        "Bidirectional mount propagation is available only to privileged containers"
+    )
+    mount["mountPropagation"] = "Sometimes"
+    resp = await api.post(f"{NS}/pods", body)
+    assert resp.body["message"].endswith(
+        'Unsupported value: "Sometimes": supported values: "Bidirectional", "HostToContainer", '
+        '"None"'
+    )
+    mount["mountPropagation"] = "Bidirectional"
+    body["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    assert (await api.post(f"{NS}/pods", body)).code == 201
+
+
+async def test_an_init_container_sharing_a_name_is_the_duplicate(api: ApiServer) -> None:
+    twin = {"name": "main", "image": "busybox:1.36", "restartPolicy": "Always"}
+    resp = await api.post(f"{NS}/pods", _with_init("twin", twin))
+    assert resp.body["message"] == (
+        'Pod "twin" is invalid: spec.initContainers[0].name: Duplicate value: "main"'
+    )

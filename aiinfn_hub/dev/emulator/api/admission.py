@@ -122,6 +122,7 @@ def _default_probe(probe: Any) -> None:
     probe.setdefault("successThreshold", 1)
     probe.setdefault("failureThreshold", 3)
     if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("path", "/")
         probe["httpGet"].setdefault("scheme", "HTTP")
 
 

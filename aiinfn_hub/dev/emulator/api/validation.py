@@ -260,10 +260,22 @@ def _pod_spec_errors(spec: JSON, base: str, policies: list[str]) -> list[FieldEr
     containers = spec.get("containers") or []
     if not containers:
         errors.append(fe.required(f"{base}.containers"))
+    # regular containers first, as the real API checks them: a name an init container shares
+    # with a regular one is reported on the init container
     seen: set[str] = set()
-    for group in ("initContainers", "containers"):
-        for i, container in enumerate(spec.get(group) or []):
-            errors.extend(_container_errors(container, f"{base}.{group}[{i}]", seen, volumes))
+    for i, container in enumerate(containers):
+        where = f"{base}.containers[{i}]"
+        errors.extend(_container_errors(container, where, volumes))
+        errors.extend(_duplicate_errors(container, where, seen))
+        errors.extend(_handler_errors(container, where))
+        if "restartPolicy" in container:
+            errors.append(
+                fe.forbidden(f"{where}.restartPolicy", "may not be set for non-init containers")
+            )
+    for i, container in enumerate(spec.get("initContainers") or []):
+        errors.extend(
+            _init_container_errors(container, f"{base}.initContainers[{i}]", seen, volumes)
+        )
     policy = spec.get("restartPolicy")
     if not policy:
         errors.append(
@@ -277,18 +289,38 @@ def _pod_spec_errors(spec: JSON, base: str, policies: list[str]) -> list[FieldEr
     return errors
 
 
-def _container_errors(
+def _init_container_errors(
     container: JSON, where: str, seen: set[str], volumes: set[str]
 ) -> list[FieldError]:
+    """An init container: ``restartPolicy: Always`` makes it a sidecar (KEP-753), which may
+    have probes and lifecycle hooks; an ordinary init container may not."""
+    errors = _container_errors(container, where, volumes)
+    policy = container.get("restartPolicy")
+    if policy is not None and policy != "Always":
+        errors.append(fe.not_supported(f"{where}.restartPolicy", policy, ["Always"]))
+    errors.extend(_duplicate_errors(container, where, seen))
+    if policy == "Always":
+        errors.extend(_handler_errors(container, where))
+        return errors
+    for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+        if key in container:
+            errors.append(
+                fe.forbidden(
+                    f"{where}.{key}",
+                    "may not be set for init containers without restartPolicy=Always",
+                )
+            )
+    return errors
+
+
+def _container_errors(container: JSON, where: str, volumes: set[str]) -> list[FieldError]:
+    """What every kind of container is checked for (``validateContainerCommon``)."""
     errors: list[FieldError] = []
     name = container.get("name") or ""
     if not name:
         errors.append(fe.required(f"{where}.name"))
-    elif name in seen:
-        errors.append(fe.duplicate(f"{where}.name", name))
     else:
         errors.extend(fe.invalid(f"{where}.name", name, m) for m in dns1123_label_errors(name))
-    seen.add(name)
     if not container.get("image"):
         errors.append(fe.required(f"{where}.image"))
     for j, port in enumerate(container.get("ports") or []):
@@ -304,7 +336,107 @@ def _container_errors(
     for j, mount in enumerate(container.get("volumeMounts") or []):
         if mount.get("name") and mount["name"] not in volumes:
             errors.append(fe.not_found(f"{where}.volumeMounts[{j}].name", mount["name"]))
+        errors.extend(_propagation_errors(container, mount, where))
     errors.extend(_resource_errors(container.get("resources") or {}, f"{where}.resources"))
+    return errors
+
+
+def _duplicate_errors(container: JSON, where: str, seen: set[str]) -> list[FieldError]:
+    """A name used by a container checked before (regular ones first, then init ones)."""
+    name = container.get("name") or ""
+    duplicate = bool(name) and name in seen
+    seen.add(name)
+    return [fe.duplicate(f"{where}.name", name)] if duplicate else []
+
+
+_PROPAGATIONS = ["Bidirectional", "HostToContainer", "None"]
+
+
+def _propagation_errors(container: JSON, mount: JSON, where: str) -> list[FieldError]:
+    """``mountPropagation``: a known mode, Bidirectional only for privileged containers. The
+    path names no mount index, as the real API's does not."""
+    mode = mount.get("mountPropagation")
+    if mode is None:
+        return []
+    path = f"{where}.volumeMounts.mountPropagation"
+    if mode not in _PROPAGATIONS:
+        return [fe.not_supported(path, mode, _PROPAGATIONS)]
+    privileged = (container.get("securityContext") or {}).get("privileged") is True
+    if mode == "Bidirectional" and not privileged:
+        return [
+            fe.forbidden(
+                path, "Bidirectional mount propagation is available only to privileged containers"
+            )
+        ]
+    return []
+
+
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+_HOOK_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
+_PROBE_COUNTERS = (
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+)
+
+
+def _handler_errors(container: JSON, where: str) -> list[FieldError]:
+    """Lifecycle hooks and probes of a container that may have them (regular or sidecar)."""
+    errors: list[FieldError] = []
+    lifecycle = container.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        for hook in ("postStart", "preStop"):
+            if isinstance(lifecycle.get(hook), dict):
+                errors.extend(
+                    _action_errors(lifecycle[hook], f"{where}.lifecycle.{hook}", _HOOK_HANDLERS)
+                )
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(kind)
+        if isinstance(probe, dict):
+            errors.extend(_probe_errors(probe, f"{where}.{kind}", kind))
+    return errors
+
+
+def _probe_errors(probe: JSON, where: str, kind: str) -> list[FieldError]:
+    errors = _action_errors(probe, where, _PROBE_HANDLERS)
+    for key in _PROBE_COUNTERS:
+        value = probe.get(key)
+        if isinstance(value, int) and value < 0:
+            errors.append(fe.invalid(f"{where}.{key}", value, "must be greater than or equal to 0"))
+    grace = probe.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace <= 0:
+        errors.append(
+            fe.invalid(f"{where}.terminationGracePeriodSeconds", grace, "must be greater than 0")
+        )
+    if kind != "readinessProbe" and probe.get("successThreshold", 1) != 1:
+        errors.append(
+            fe.invalid(f"{where}.successThreshold", probe["successThreshold"], "must be 1")
+        )
+    if kind == "readinessProbe" and grace is not None:
+        errors.append(
+            fe.invalid(
+                f"{where}.terminationGracePeriodSeconds",
+                grace,
+                "must not be set for readinessProbes",
+            )
+        )
+    return errors
+
+
+def _action_errors(handler: JSON, where: str, kinds: tuple[str, ...]) -> list[FieldError]:
+    """Exactly one handler (exec, httpGet...); an exec handler needs a command."""
+    present = [k for k in kinds if k in handler]
+    if not present:
+        return [fe.required(where, "must specify a handler type")]
+    errors: list[FieldError] = []
+    if present[0] == "exec" and not (handler.get("exec") or {}).get("command"):
+        errors.append(fe.required(f"{where}.exec.command"))
+    errors.extend(
+        fe.forbidden(f"{where}.{extra}", "may not specify more than 1 handler type")
+        for extra in present[1:]
+    )
     return errors
 
 

@@ -7,6 +7,18 @@ decides whether it restarts (with a short CrashLoopBackOff). Deletion: container
 SIGKILL after the grace period, the pod gets a terminal phase and is removed from the store
 unless finalizers hold it.
 
+Sidecars (init containers with ``restartPolicy: Always``, KEP-753): the next init container
+starts once the sidecar runs and its startupProbe has passed; it keeps running beside the app
+containers and is restarted whenever it exits, whatever the pod's restartPolicy. Once the app
+containers have stopped for good, the sidecars get SIGTERM in reverse order (each once the
+later ones are gone), SIGKILL at the end of the grace period; on deletion the app containers
+stop first. The phase follows the app containers only.
+
+Probes (local processes only): a startupProbe keeps ``started`` false until it passes and
+kills the container when it has not passed within initialDelaySeconds + periodSeconds x
+failureThreshold; a readinessProbe then makes the container ready once it passes. Probes are
+tried every 0.1 s, not every periodSeconds, so tests stay fast.
+
 Local processes run in ``<state_dir>/pods/<namespace>_<pod>/`` (HOME and working directory);
 a container ``workingDir`` of ``/x/y`` maps to ``<that folder>/root/x/y``. Their output goes to
 ``<state_dir>/pods/<namespace>_<pod>.logs/<container>.log``. Their volumes are host folders
@@ -36,7 +48,7 @@ from .environment import ConfigError, command_line, container_environment
 from .events import EventRecorder
 from .outcomes import Outcome
 from .podstatus import ContainerState, container_id, pod_conditions, pod_phase, terminated_state
-from .processes import LocalProcess, StartError, probe_once
+from .processes import ExecContext, LocalProcess, StartError, probe_once
 from .volumes import (
     Mount,
     VolumeError,
@@ -124,7 +136,9 @@ class PodWorker:
         self._specs = {c["name"]: c for c in spec.get("initContainers") or []}
         self._specs.update({c["name"]: c for c in spec.get("containers") or []})
         self.init = [
-            ContainerState(c["name"], c.get("image", ""), True)
+            ContainerState(
+                c["name"], c.get("image", ""), True, sidecar=c.get("restartPolicy") == "Always"
+            )
             for c in spec.get("initContainers") or []
         ]
         self.app = [
@@ -141,6 +155,9 @@ class PodWorker:
         self._processes: dict[str, LocalProcess] = {}
         self._started_at: dict[str, str] = {}
         self._helpers: set[asyncio.Task[None]] = set()
+        self._sidecar_tasks: dict[str, asyncio.Task[None]] = {}
+        self._sidecars_end = asyncio.Event()
+        self._exec_contexts: dict[str, ExecContext] = {}
         self.stopping = False
         self._stop_event = asyncio.Event()
         self._deadline = float("inf")
@@ -222,7 +239,8 @@ class PodWorker:
             self._stop_volume_sync()
 
     async def _run_containers(self) -> None:
-        """Sandbox, init containers, then the app containers until all have stopped for good."""
+        """Sandbox, init containers, then the app containers until all have stopped for good,
+        then the sidecars."""
         if await self._sleep(0):
             return
         self.ip = self.ctx.addresses.allocate(self.uid)
@@ -234,6 +252,8 @@ class PodWorker:
         if await self._run_init_containers():
             loops = [self._spawn(self._container_loop(state)) for state in self.app]
             await asyncio.gather(*loops)
+        if not self.stopping:
+            await self._stop_sidecars()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -241,20 +261,30 @@ class PodWorker:
         task.add_done_callback(self._helpers.discard)
         return task
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless a stop is requested first; True when stopping."""
-        if self.stopping:
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+        """Sleep unless a stop is requested (or ``wake`` is set) first; True if so."""
+        if self.stopping or (wake is not None and wake.is_set()):
             return True
         if seconds <= 0:
             await asyncio.sleep(0)
             return self.stopping
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_event.wait(), seconds)
-        return self.stopping
+        waits = [asyncio.ensure_future(self._stop_event.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self.stopping or (wake is not None and wake.is_set())
 
     async def _run_init_containers(self) -> bool:
         """Run init containers in order; False when the pod must not go on."""
         for state in self.init:
+            if state.sidecar:
+                if not await self._start_sidecar(state):
+                    return False
+                continue
             backoff = _RESTART_BACKOFF[0]
             while True:
                 code = await self._run_once(state)
@@ -272,6 +302,62 @@ class PodWorker:
         for state in self.app:
             state.state = {"waiting": {"reason": "ContainerCreating"}}
         return True
+
+    async def _start_sidecar(self, state: ContainerState) -> bool:
+        """Start a sidecar's restart loop; True once it has started (startupProbe passed)."""
+        started = asyncio.Event()
+        task = self._spawn(self._sidecar_loop(state, started))
+        self._sidecar_tasks[state.name] = task
+        waits = [
+            asyncio.ensure_future(started.wait()),
+            asyncio.ensure_future(self._stop_event.wait()),
+        ]
+        await asyncio.wait([*waits, task], return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        return started.is_set() and not self.stopping
+
+    async def _sidecar_loop(self, state: ContainerState, started: asyncio.Event) -> None:
+        """Keep a sidecar running: restarted (with back-off) after every exit, whatever the
+        pod's restartPolicy, until the app containers are done or the pod stops."""
+        backoff = _RESTART_BACKOFF[0]
+        while not (self.stopping or self._sidecars_end.is_set()):
+            code = await self._run_once(state, on_started=started.set)
+            if code is None or self.stopping or self._sidecars_end.is_set():
+                return
+            if await self._back_off(state, backoff, wake=self._sidecars_end):
+                return
+            backoff = min(backoff * 2, _RESTART_BACKOFF[1])
+
+    async def _stop_sidecars(self) -> None:
+        """The app containers are done: SIGTERM the sidecars in reverse order, each once the
+        later ones have exited, SIGKILL what is left at the end of the grace period."""
+        if not self._sidecar_tasks:
+            return
+        self._sidecars_end.set()
+        self._deadline = min(self._deadline, time.monotonic() + self._grace_period())
+        sidecars = [s for s in self.init if s.name in self._sidecar_tasks]
+        for state in reversed(sidecars):
+            if state.running:
+                self._record("Killing", f"Stopping container {state.name}", state)
+                self._signal(state, signal.SIGTERM)
+            if not await self._until_deadline([self._sidecar_tasks[state.name]]):
+                break
+            if self.stopping:
+                return  # deleted meanwhile: _terminate takes over
+        left = [t for t in self._sidecar_tasks.values() if not t.done()]
+        if left and not self.stopping:
+            for state in sidecars:
+                self._signal(state, signal.SIGKILL)
+            _, stuck = await asyncio.wait(left, timeout=1)
+            for task in stuck:  # never got a process (e.g. waiting for a Secret)
+                task.cancel()
+        self._publish()
+
+    def _grace_period(self) -> float:
+        pod = self._current() or {}
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return float(grace) if isinstance(grace, int | float) else 30.0
 
     async def _container_loop(self, state: ContainerState) -> None:
         backoff = _RESTART_BACKOFF[0]
@@ -291,8 +377,11 @@ class PodWorker:
             return True
         return self._restart_policy == "OnFailure" and exit_code != 0
 
-    async def _back_off(self, state: ContainerState, delay: float) -> bool:
-        """CrashLoopBackOff before a restart; True when the pod is stopping instead."""
+    async def _back_off(
+        self, state: ContainerState, delay: float, wake: asyncio.Event | None = None
+    ) -> bool:
+        """CrashLoopBackOff before a restart; True when the pod is stopping (or ``wake`` is
+        set) instead."""
         state.last_state = state.state
         message = (
             f"back-off {go_duration(delay)} restarting failed container={state.name} "
@@ -308,13 +397,16 @@ class PodWorker:
             warning=True,
         )
         self._publish()
-        if await self._sleep(delay):
+        if await self._sleep(delay, wake):
             return True
         state.restart_count += 1
         return False
 
-    async def _run_once(self, state: ContainerState) -> int | None:
-        """Start a container and wait for it to end; its exit code, or None if never started."""
+    async def _run_once(
+        self, state: ContainerState, on_started: Callable[[], None] | None = None
+    ) -> int | None:
+        """Start a container and wait for it to end; its exit code, or None if never started.
+        ``on_started`` is called once it counts as started (startupProbe passed)."""
         spec = self._specs[state.name]
         config = await self._environment(state, spec)
         if config is None:
@@ -345,16 +437,22 @@ class PodWorker:
         self._exits[state.name] = exit_future
         self._started_at[state.name] = started_at
         state.state = {"running": {"startedAt": started_at}}
-        state.started = True
-        probe = spec.get("readinessProbe") if self.local and not state.init else None
-        state.ready = not state.init and probe is None
+        probed = self.local and (state.sidecar or not state.init)
+        startup = spec.get("startupProbe") if probed else None
+        readiness = spec.get("readinessProbe") if probed else None
+        state.started = startup is None
+        state.ready = state.started and readiness is None and (state.sidecar or not state.init)
         self._record("Started", f"Started container {state.name}", state)
         self._publish()
-        if probe is not None:
-            self._spawn(self._probe_until_ready(state, spec, probe))
-        if state.init and not self.local:
+        if startup is not None or readiness is not None:
+            self._spawn(self._watch_probes(state, spec, cid, on_started))
+        elif on_started is not None:
+            on_started()
+        if state.sidecar and self._sidecars_end.is_set():
+            self._signal(state, signal.SIGTERM)  # started while the pod was ending
+        if state.init and not state.sidecar and not self.local:
             exit_future.set_result(0)
-        elif not self.local:
+        elif not self.local and not state.sidecar:
             self._schedule_outcome(state.name)
         code = await exit_future
         self._processes.pop(state.name, None)
@@ -362,7 +460,8 @@ class PodWorker:
         if timer is not None:
             timer.cancel()
         state.state = terminated_state(code, started_at, now_rfc3339(), cid)
-        state.ready = False
+        # the kubelet reports an init container that exited 0 as ready
+        state.ready = state.init and not state.sidecar and code == 0
         state.started = False
         if not self.local:
             self._append_log(state.name, f"{now_rfc3339()} exited with code {code}\n")
@@ -530,6 +629,9 @@ class PodWorker:
         }
         log_path = log_folder(self.ctx.state_dir, self.namespace, self.name) / f"{state.name}.log"
         process = await LocalProcess.start(argv, cwd=cwd, env=full_env, log_path=log_path)
+        self._exec_contexts[state.name] = ExecContext(
+            full_env, cwd, lambda part: translate(part, mounts)
+        )
         self.ctx.store.logs[(self.namespace, self.name, state.name)] = log_path
         return process
 
@@ -537,18 +639,96 @@ class PodWorker:
         pod = self._current()
         return str(((pod or {}).get("spec") or {}).get("hostname") or self.name)
 
-    async def _probe_until_ready(self, state: ContainerState, spec: JSON, probe: JSON) -> None:
-        """Honour an httpGet/tcpSocket readiness probe: ready once it first passes."""
+    def _is_current(self, state: ContainerState, cid: str) -> bool:
+        """Whether this run of the container (``cid``) is still the one running."""
+        return state.running and state.container_id == cid and not self.stopping
+
+    async def _watch_probes(
+        self,
+        state: ContainerState,
+        spec: JSON,
+        cid: str,
+        on_started: Callable[[], None] | None,
+    ) -> None:
+        """The startupProbe, then the readinessProbe, of one run of a container."""
+        startup = spec.get("startupProbe")
+        readiness = spec.get("readinessProbe")
+        if startup is not None:
+            if not await self._await_startup(state, spec, startup, cid):
+                return
+            state.started = True
+            state.ready = readiness is None
+            self._publish()
+        if on_started is not None:
+            on_started()
+        if readiness is not None:
+            await self._probe_until_ready(state, spec, readiness, cid)
+
+    async def _await_startup(
+        self, state: ContainerState, spec: JSON, probe: JSON, cid: str
+    ) -> bool:
+        """True once the startup probe passes; the container is killed (and so restarted as
+        its policy says) when it has not passed in time."""
+        delay = float(probe.get("initialDelaySeconds") or 0)
+        budget = float(probe.get("periodSeconds") or 10) * float(probe.get("failureThreshold") or 3)
+        deadline = time.monotonic() + delay + budget
+        if await self._sleep(delay):
+            return False
+        while self._is_current(state, cid):
+            if await self._probe(state, spec, probe):
+                return self._is_current(state, cid)
+            if time.monotonic() >= deadline:
+                self._record("Unhealthy", "Startup probe failed", state, warning=True)
+                what = "Init container" if state.init else "Container"
+                suffix = "" if state.init else ", will be restarted"
+                self._record("Killing", f"{what} {state.name} failed startup probe{suffix}", state)
+                self._kill_container(state)
+                return False
+            if await self._sleep(_PROBE_INTERVAL):
+                return False
+        return False
+
+    async def _probe_until_ready(
+        self, state: ContainerState, spec: JSON, probe: JSON, cid: str
+    ) -> None:
+        """Honour a readiness probe: ready once it first passes."""
         if await self._sleep(float(probe.get("initialDelaySeconds") or 0)):
             return
-        while state.running and not self.stopping:
-            if await probe_once(probe, self.ip or "127.0.0.1", spec):
-                if state.running and not self.stopping:
+        while self._is_current(state, cid):
+            if await self._probe(state, spec, probe):
+                if self._is_current(state, cid):
                     state.ready = True
                     self._publish()
                 return
             if await self._sleep(_PROBE_INTERVAL):
                 return
+
+    async def _probe(self, state: ContainerState, spec: JSON, probe: JSON) -> bool:
+        context = self._exec_contexts.get(state.name)
+        return await probe_once(probe, self.ip or "127.0.0.1", spec, exec_context=context)
+
+    def _kill_container(self, state: ContainerState) -> None:
+        """SIGTERM one container, SIGKILL after the grace period if it is still there."""
+        self._signal(state, signal.SIGTERM)
+        process = self._processes.get(state.name)
+        if process is None:
+            return
+
+        def force() -> None:
+            if process.alive:
+                process.signal_group(signal.SIGKILL)
+
+        asyncio.get_running_loop().call_later(self._grace_period(), force)
+
+    def _signal(self, state: ContainerState, sig: signal.Signals) -> None:
+        """Signal a container's process; a simulated container exits as if it had been."""
+        process = self._processes.get(state.name)
+        if process is not None:
+            process.signal_group(sig)
+            return
+        future = self._exits.get(state.name)
+        if future is not None and not future.done() and not self.local:
+            future.set_result(128 + sig)
 
     def _schedule_outcome(self, name: str) -> None:
         timer = self._timers.pop(name, None)
@@ -567,32 +747,60 @@ class PodWorker:
 
     # -- stopping --------------------------------------------------------------------------
     async def _terminate(self) -> None:
-        """Stop every running container within the grace period, then settle the phase."""
-        for state in self.init + self.app:
-            if state.running:
-                self._record("Killing", f"Stopping container {state.name}", state)
-        self._kill_all(signal.SIGTERM)
+        """Stop every running container within the grace period (app and init containers
+        first, then the sidecars in reverse order), then settle the phase."""
+        first = [s for s in self.init + self.app if s.running and not s.sidecar]
+        for state in first:
+            self._record("Killing", f"Stopping container {state.name}", state)
+        for state in first:
+            self._signal(state, signal.SIGTERM)
         for name, future in self._exits.items():
-            if name not in self._processes and not future.done():
+            if name not in self._processes and not future.done() and not self._is_sidecar(name):
                 future.set_result(_KILLED_EXIT_CODE)
-        while self._helpers:
-            self._deadline_changed.clear()
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            changed = asyncio.ensure_future(self._deadline_changed.wait())
-            await asyncio.wait(
-                [*self._helpers, changed], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-            changed.cancel()
-            if all(h.done() for h in self._helpers):
-                break
-        if self._helpers:
-            self._kill_all(signal.SIGKILL)
-            await asyncio.wait(list(self._helpers), timeout=5)
+        if await self._until_deadline([self._exits[s.name] for s in first]):
+            await self._terminate_sidecars()
+        if not await self._until_deadline(list(self._helpers)):
+            for state in self.init + self.app:
+                self._signal(state, signal.SIGKILL)
+            if self._helpers:
+                await asyncio.wait(list(self._helpers), timeout=5)
         codes = [s.exit_code for s in self.app]
         self._final_phase = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
         self._publish()
+
+    async def _terminate_sidecars(self) -> None:
+        """SIGTERM the running sidecars in reverse order, each once the later ones are gone."""
+        for state in reversed([s for s in self.init if s.sidecar]):
+            if state.running:
+                self._record("Killing", f"Stopping container {state.name}", state)
+                self._signal(state, signal.SIGTERM)
+                if not await self._until_deadline([self._exits[state.name]]):
+                    return
+
+    def _is_sidecar(self, name: str) -> bool:
+        return any(s.sidecar and s.name == name for s in self.init)
+
+    async def _until_deadline(self, waitables: list[asyncio.Future[Any]]) -> bool:
+        """Wait for all ``waitables`` until the stop deadline, which may move closer while
+        waiting; False when it passed first."""
+        pending = [w for w in waitables if not w.done()]
+        while pending:
+            self._deadline_changed.clear()
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            changed = asyncio.ensure_future(self._deadline_changed.wait())
+            stop = asyncio.ensure_future(self._stop_event.wait()) if not self.stopping else None
+            extra = [changed] + ([stop] if stop is not None else [])
+            await asyncio.wait(
+                [*pending, *extra], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiting in extra:
+                waiting.cancel()
+            if stop is not None and self.stopping:
+                return True  # deleted meanwhile: the caller hands over to _terminate
+            pending = [w for w in pending if not w.done()]
+        return True
 
     def _kill_all(self, sig: signal.Signals) -> None:
         for process in list(self._processes.values()):

@@ -58,6 +58,9 @@ class ContainerState:
     name: str
     image: str
     init: bool = False
+    # an init container with restartPolicy Always (KEP-753): started in order, then kept
+    # running beside the app containers
+    sidecar: bool = False
     state: JSON = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: JSON = field(default_factory=dict)
     restart_count: int = 0
@@ -113,16 +116,25 @@ def terminated_state(
 
 
 def pod_phase(init: list[ContainerState], app: list[ContainerState], init_failed: bool) -> str:
-    """Pending until the app containers run; Succeeded/Failed once all have stopped for good."""
+    """The kubelet's ``getPhase``: Pending until the app containers run; Succeeded/Failed once
+    they have stopped for good and no sidecar runs any more (sidecar exits do not count)."""
     if init_failed:
         return "Failed"
-    if not app or any(not c.terminated for c in init):
+    regular_init = [c for c in init if not c.sidecar]
+    if not app or any(not c.terminated for c in regular_init):
         return "Pending"
-    if all(c.terminated for c in app):
+    if not any(c.running or c.restart_count > 0 or c.terminated for c in app):
+        return "Pending"
+    sidecar_running = any(c.running for c in init if c.sidecar)
+    if all(c.terminated for c in app) and not sidecar_running:
         return "Succeeded" if all(c.exit_code == 0 for c in app) else "Failed"
-    if any(c.running or c.restart_count > 0 or c.terminated for c in app):
-        return "Running"
-    return "Pending"
+    return "Running"
+
+
+def _initialized(container: ContainerState) -> bool:
+    """A sidecar counts once started (startup probe passed), an init container once it has
+    exited 0 (the kubelet reports it ready then)."""
+    return container.started if container.sidecar else container.ready
 
 
 def _condition(kind: str, ok: bool, now: str, reason: str = "", message: str = "") -> JSON:
@@ -150,21 +162,27 @@ def pod_conditions(
 ) -> list[JSON]:
     """The kubelet's conditions; others (DisruptionTarget) and unchanged transition times stay."""
     existing = list(existing)
-    pending_init = [c.name for c in init if not (c.terminated and c.exit_code == 0)]
-    unready = [c.name for c in app if not c.ready]
+    pending_init = [c.name for c in init if not _initialized(c)]
+    # sidecars are part of readiness, listed first (GenerateContainersReadyCondition)
+    unready = [c.name for c in init if c.sidecar and not c.ready]
+    unready += [c.name for c in app if not c.ready]
     completed = phase in ("Succeeded", "Failed")
     ready_reason = "PodCompleted" if completed else "ContainersNotReady"
     ready_message = "" if completed else f"containers with unready status: [{' '.join(unready)}]"
-    init_reason = "PodCompleted" if completed and not pending_init else "ContainersNotInitialized"
+    # once an app container has started the pod stays initialized, even while a sidecar
+    # restarts; Succeeded says PodCompleted
+    app_started = any(c.running or c.terminated for c in app)
+    initialized = phase == "Succeeded" or app_started or not pending_init
+    init_reason = "PodCompleted" if phase == "Succeeded" else "ContainersNotInitialized"
     init_message = f"containers with incomplete status: [{' '.join(pending_init)}]"
     mine = {
         "PodReadyToStartContainers": _condition("PodReadyToStartContainers", sandbox_ready, now),
         "Initialized": _condition(
             "Initialized",
-            not pending_init,
+            initialized,
             now,
             init_reason,
-            "" if not pending_init else init_message,
+            "" if initialized else init_message,
         ),
         "Ready": _condition(
             "Ready", not unready and not completed, now, ready_reason, ready_message

@@ -1,4 +1,5 @@
-"""Containers as local processes: start, signal, wait, and readiness probes against the pod IP.
+"""Containers as local processes: start, signal, wait, and probes (exec in the container's
+environment, httpGet and tcpSocket against the pod IP).
 
 Each process runs in its own session (its own process group), so stopping a container signals
 everything it started, the way a container runtime stops a whole container. Output goes to a
@@ -13,7 +14,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +89,31 @@ def resolve_port(port: Any, container: JSON) -> int | None:
     return None
 
 
-async def probe_once(probe: JSON, host: str, container: JSON, timeout: float = 1.0) -> bool:
-    """One ``httpGet`` (2xx/3xx) or ``tcpSocket`` check; probe kinds we cannot run pass."""
+@dataclass(frozen=True)
+class ExecContext:
+    """What an exec probe runs in: the container's environment, working folder and the
+    rewriting of its mountPaths to host folders."""
+
+    env: Mapping[str, str]
+    cwd: Path
+    translate: Callable[[str], str]
+
+
+async def probe_once(
+    probe: JSON,
+    host: str,
+    container: JSON,
+    timeout: float = 1.0,
+    exec_context: ExecContext | None = None,
+) -> bool:
+    """One ``exec`` (exit 0), ``httpGet`` (2xx/3xx) or ``tcpSocket`` check; probe kinds we
+    cannot run (grpc, exec with no context) pass."""
+    if "exec" in probe:
+        if exec_context is None:
+            return True
+        command = [str(part) for part in (probe["exec"] or {}).get("command") or []]
+        seconds = float(probe.get("timeoutSeconds") or timeout)
+        return await _exec_probe(command, exec_context, seconds)
     if "httpGet" in probe:
         action = probe["httpGet"]
     elif "tcpSocket" in probe:
@@ -121,3 +146,38 @@ async def probe_once(probe: JSON, host: str, container: JSON, timeout: float = 1
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+async def _exec_probe(command: list[str], context: ExecContext, timeout: float) -> bool:
+    """Run the probe command like a process of the container; success is exit code 0 within
+    the timeout (a command that overruns is killed, with its process group)."""
+    argv = [context.translate(part) for part in command]
+    if not argv:
+        return False
+    executable = (
+        shutil.which(argv[0], path=context.env.get("PATH")) if "/" not in argv[0] else argv[0]
+    )
+    if executable is None:
+        return False
+    try:
+        process = await asyncio.create_subprocess_exec(
+            executable,
+            *argv[1:],
+            cwd=str(context.cwd),
+            env=dict(context.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return False
+    try:
+        return await asyncio.wait_for(process.wait(), timeout) == 0
+    except TimeoutError:
+        return False
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
