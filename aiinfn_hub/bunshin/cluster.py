@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,10 +29,12 @@ from .job import (
     sandbox_configmap,
     user_label,
 )
+from .juicefs import PASSWORD_KEY, JuiceFSPlan, credentials_secret
 from .policy import JobPlan
 
 JSON = dict[str, Any]
 WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")
+SECRET_RECHECK_SECONDS = 60.0  # a Secret written by us is trusted this long before a re-read
 log = logging.getLogger("bunshin")
 
 
@@ -87,6 +91,7 @@ class Jobs:
     def __init__(self, kube: KubeRest, config: PlatformConfig) -> None:
         self.kube = kube
         self.config = config
+        self._secrets_checked: dict[str, tuple[str, float]] = {}
 
     @property
     def namespace(self) -> str:
@@ -172,7 +177,12 @@ class Jobs:
         return text
 
     async def create(self, plan: JobPlan) -> JSON:
-        """Create the suspended Job, then its sandbox; undo the Job if the sandbox fails."""
+        """Create the suspended Job, then its sandbox; undo the Job if the sandbox fails.
+
+        An offloaded job with JuiceFS folders first gets its project's credentials Secret.
+        """
+        if plan.juicefs is not None:
+            await self.ensure_juicefs_secret(plan.juicefs)
         for _ in range(3):
             name = f"{_job_prefix(plan.user)}-{secrets.token_hex(3)}"
             manifest = job_manifest(plan, self.config, name)
@@ -195,6 +205,53 @@ class Jobs:
                 await self._undo(job)
                 raise unavailable("storing the sandbox files", exc) from None
         return job
+
+    async def ensure_juicefs_secret(self, plan: JuiceFSPlan) -> None:
+        """Write the project's JuiceFS Secret when it is missing or stale (passwords rotate).
+
+        The Secret is the service's: one that exists without our label is never overwritten.
+        """
+        settings = self.config.jobs.offload.juicefs
+        assert settings is not None
+        password = read_password(Path(settings.credentials_dir), plan.project)
+        wanted = credentials_secret(settings, plan.project, self.namespace, password, MANAGED_BY)
+        digest = json.dumps(wanted, sort_keys=True)
+        checked = self._secrets_checked.get(plan.project)
+        if (
+            checked
+            and checked[0] == digest
+            and time.monotonic() - checked[1] < SECRET_RECHECK_SECONDS
+        ):
+            return
+        path = f"/api/v1/namespaces/{self.namespace}/secrets/{plan.secret}"
+        try:
+            current: JSON | None = await self.kube.get(path)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise unavailable("reading the project's file system credentials", exc) from None
+            current = None
+        try:
+            if current is None:
+                await self.kube.post(f"/api/v1/namespaces/{self.namespace}/secrets", wanted)
+            elif (current["metadata"].get("labels") or {}).get(
+                "app.kubernetes.io/managed-by"
+            ) != MANAGED_BY:
+                log.error("Secret %s/%s exists and is not Bunshin's", self.namespace, plan.secret)
+                raise BunshinError(
+                    500,
+                    "misconfigured",
+                    "the project's file system credentials cannot be written (a Secret of that "
+                    "name belongs to someone else); tell the platform administrators",
+                )
+            elif current.get("data") != wanted["data"] or any(
+                (current["metadata"].get("labels") or {}).get(k) != v
+                for k, v in wanted["metadata"]["labels"].items()
+            ):
+                wanted["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                await self.kube.call("PUT", path, body=wanted)
+        except KubeError as exc:
+            raise unavailable("writing the project's file system credentials", exc) from None
+        self._secrets_checked[plan.project] = (digest, time.monotonic())
 
     async def _undo(self, job: JSON) -> None:
         try:
@@ -234,6 +291,25 @@ class Jobs:
 def owner(job: JSON) -> str:
     """The exact hub username of a job's owner."""
     return str((job["metadata"].get("annotations") or {}).get(f"{LABEL_PREFIX}/user", ""))
+
+
+def read_password(folder: Path, project: str) -> str | None:
+    """The metadata engine's password for ``project``: ``<project>.meta-password``, else
+    ``meta-password``, else none. Read at each use so a rotated Secret takes effect."""
+    for name in (f"{project}.{PASSWORD_KEY}", PASSWORD_KEY):
+        try:
+            return (folder / name).read_text().strip() or None
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.error("cannot read %s: %s", folder / name, exc)
+            raise BunshinError(
+                500,
+                "misconfigured",
+                "the service cannot read the project's file system credentials; tell the "
+                "platform administrators",
+            ) from None
+    return None
 
 
 def _job_prefix(username: str) -> str:

@@ -4,7 +4,8 @@ A ``batch/v1`` Job, suspended for Kueue (``kueue.x-k8s.io/queue-name``), Indexed
 several completions (each pod reads ``JOB_COMPLETION_INDEX``), pods with a negative priority
 class that never preempts (notebooks evict them), a ``podFailurePolicy`` ignoring evictions,
 requests equal to limits, no service account token, and no owner: it survives its notebook.
-The sandbox files go in a ConfigMap owned by the Job.
+The sandbox files go in a ConfigMap owned by the Job. An offloaded job with JuiceFS folders
+gets the mount sidecar of ``juicefs`` as its only init container.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from kubespawner.slugs import is_valid_label, safe_slug
 
 from ..config import PlatformConfig
 from ..spawner.pod_settings import LABEL_PREFIX
+from . import juicefs
 from .policy import JobPlan
 
 JSON = dict[str, Any]
@@ -93,6 +95,8 @@ def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
         "containers": [container],
         "volumes": volumes,
     }
+    if plan.juicefs is not None and jobs.offload.juicefs is not None:
+        pod_spec["initContainers"] = [juicefs.sidecar(jobs.offload.juicefs, plan.juicefs)]
     if plan.supplemental_gids:
         pod_spec["securityContext"] = {"supplementalGroups": plan.supplemental_gids}
     node_selector = dict(plan.accelerator.node_selector) if plan.accelerator else {}

@@ -3,7 +3,8 @@
 The Job is re-derived from the source pod, never copied: image, working directory, literal
 environment without hub tokens, and only the volumes the storage plan gives the user *now*
 (a project lost since the server started is not cloned). Offloaded pods leave the cluster with
-everything mounted into them, so cluster-local volumes refuse an offload, with the list.
+everything mounted into them, so cluster-local volumes refuse an offload, with the list, unless
+the configuration gives a JuiceFS stand-in for the platform file system (see ``juicefs``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..spawner.policy import UserContext
 from ..storage import storage_plan
 from ..storage.nfs import INIT_CONTAINER
 from .errors import BunshinError
+from .juicefs import JuiceFSPlan, offload_storage
 from .request import JobRequest
 
 JSON = dict[str, Any]
@@ -27,8 +29,6 @@ NOTEBOOK = "notebook"
 # environment the hub or kubespawner set for the notebook that must not reach a job
 _DROPPED_ENV = re.compile(r"^(JUPYTERHUB_|JPY_|MEM_|CPU_)")
 _SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE)", re.I)
-# volume kinds that stay usable when a pod runs on another site
-_PORTABLE = ("emptyDir",)
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class JobPlan:
     security_context: JSON
     supplemental_gids: list[int]
     display_name: str | None = None
+    juicefs: JuiceFSPlan | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -218,16 +219,6 @@ def _scratch_size(volume: JSON) -> str | None:
     return str(size) if size else None
 
 
-def offload_blockers(volumes: list[JSON]) -> list[str]:
-    """Volumes that cannot go to a remote site, as ``name (kind)``."""
-    blockers = []
-    for volume in volumes:
-        kind = next((k for k in volume if k != "name"), "unknown")
-        if kind not in _PORTABLE:
-            blockers.append(f"{volume['name']} ({kind})")
-    return blockers
-
-
 def plan_job(
     request: JobRequest, ctx: JobContext, pod: JSON, server: str, pod_uid: str | None = None
 ) -> JobPlan:
@@ -261,18 +252,20 @@ def plan_job(
     if size > jobs.max_sandbox_bytes:
         raise _invalid(f"sandbox: {size} bytes, at most {jobs.max_sandbox_bytes}")
     volumes, mounts, gids = _storage(request, ctx, pod, container)
+    juicefs = None
     if request.offload:
         if not jobs.offload.enabled:
             raise BunshinError(403, "forbidden", "offloading is not offered on this platform")
         if not ctx.can_offload:
             raise BunshinError(403, "forbidden", "you may not offload jobs (ask for the scope)")
-        blockers = offload_blockers(volumes)
-        if blockers:
+        remote = offload_storage(ctx.config, user.name, project, volumes, mounts)
+        if remote.blockers:
             raise _invalid(
-                "offload: these volumes cannot leave the cluster: "
-                f'{", ".join(blockers)}; send "storage": false to run without them '
+                "offload: these folders cannot leave the cluster: "
+                f'{", ".join(remote.blockers)}; send "storage": false to run without them '
                 "(the sandbox files and an empty scratch still go along)"
             )
+        volumes, mounts, juicefs = remote.volumes, remote.mounts, remote.juicefs
     security = {
         k: v
         for k, v in (container.get("securityContext") or {}).items()
@@ -309,6 +302,7 @@ def plan_job(
         security_context=security,
         supplemental_gids=gids,
         display_name=request.name,
+        juicefs=juicefs,
     )
 
 

@@ -2,11 +2,101 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from .base import ConfigSection
-from .storage import KubeName
-from .values import ImageReference, LabelKey, LabelValue
+from .storage import AbsolutePath, KubeName
+from .values import ImageReference, LabelKey, LabelValue, shown
+
+_META_URL = re.compile(r"[a-z][a-z0-9+]*://[^\s]+")
+_PLACEHOLDERS = ("{user}", "{project}")
+
+
+def _metadata_url(value: str) -> str:
+    if not _META_URL.fullmatch(value):
+        raise ValueError(
+            'expected a JuiceFS metadata URL like "rediss://juicefs-meta.example.org:6379/1" '
+            f"(got {shown(value)})"
+        )
+    userinfo = value.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+    if ":" in userinfo:
+        raise ValueError(
+            "the metadata URL must not hold a password (it would be shown to whoever reads the "
+            "configuration): put it in the credentials folder as `meta-password`"
+        )
+    return value
+
+
+def _juicefs_folder(value: str) -> str:
+    parts = value.replace("{user}", "u").replace("{project}", "p").split("/")
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts) or "{" in "".join(parts):
+        raise ValueError(
+            'expected a folder inside the JuiceFS file system like "homes/{user}", without '
+            f"'..'; placeholders: {{user}}, {{project}} (got {shown(value)})"
+        )
+    return value
+
+
+MetadataUrl = Annotated[str, AfterValidator(_metadata_url)]
+JuiceFSFolder = Annotated[str, AfterValidator(_juicefs_folder)]
+
+
+class JuiceFS(ConfigSection):
+    """A JuiceFS file system standing in for the platform file system in offloaded jobs.
+
+    An offloaded pod runs on another site, so NFS cannot follow it; a JuiceFS file system
+    (metadata in Redis or PostgreSQL, data in S3) can. A native sidecar of the job's pod mounts
+    it with FUSE and the job's home and project folders are folders of it. Its connection
+    details are in a Secret per project that the Bunshin service writes in the jobs' namespace
+    from its own credentials folder: users never see them, but they travel with the pod, so
+    give each project its own file system or credentials when projects must not read each
+    other's files. The metadata engine and the object store must be reachable from the sites.
+    """
+
+    metadata_url: MetadataUrl = Field(
+        description="Metadata engine URL, without password, e.g. "
+        "`rediss://juicefs-meta.example.org:6379/1`. `{project}` is replaced by the job's "
+        "project, for one file system per project (e.g. "
+        "`postgres://meta.example.org:5432/jfs_{project}`)."
+    )
+    credentials_dir: AbsolutePath = Field(
+        "/etc/bunshin/juicefs",
+        description="Folder of the Bunshin service (a Secret of its own, mounted) with the "
+        "metadata engine's password: `<project>.meta-password` for one project, else "
+        "`meta-password`; no file: no password. Default `/etc/bunshin/juicefs`.",
+    )
+    image: ImageReference = Field(
+        "docker.io/juicedata/mount:ce-v1.2.3",
+        description="Image of the mount sidecar: `juicefs` and `sh` on its PATH.",
+    )
+    home: JuiceFSFolder | None = Field(
+        "homes/{user}",
+        description="Folder standing in for the user's home (`{user}`: the user's folder "
+        "name), created with the home's owner and mode 0700. Empty: homes are not offered "
+        "and offloading a server with a home is refused. Default `homes/{user}`.",
+    )
+    project: JuiceFSFolder | None = Field(
+        "projects/{project}",
+        description="Folder standing in for the job's project folder (setgid, mode 2770). "
+        "Offloaded jobs get only their own project's folder. Default `projects/{project}`.",
+    )
+    environments: JuiceFSFolder | None = Field(
+        None,
+        description="Folder holding a copy of the managed environments area, mounted "
+        "read-only where the server has it. Empty (default): offloading a server that mounts "
+        "the environments area is refused.",
+    )
+    shared: JuiceFSFolder | None = Field(
+        None,
+        description="The same for the public shared area. Default: none.",
+    )
+    mount_options: list[str] = Field(
+        default_factory=list,
+        description="Extra `juicefs mount` flags, e.g. `[--cache-size=10240]`.",
+    )
 
 
 class Offload(ConfigSection):
@@ -21,6 +111,11 @@ class Offload(ConfigSection):
         default_factory=dict,
         description="Node labels offloaded pods must match when no Kueue flavour does it, "
         "e.g. `{virtual-node.interlink/type: virtual-kubelet}`. Default: none.",
+    )
+    juicefs: JuiceFS | None = Field(
+        None,
+        description="JuiceFS file system for offloaded jobs' home and project folders. "
+        "Without it, offloading a server that mounts them is refused (with the list).",
     )
 
 

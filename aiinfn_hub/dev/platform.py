@@ -24,6 +24,7 @@ import yaml
 
 from .emulator.cluster import load_cluster_file
 from .emulator.runtime import Emulator
+from .juicefs_store import LocalJuiceFS, missing_tools
 from .kueue_standin import KueueStandIn
 from .node_tools import node_bin
 from .oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
@@ -59,6 +60,7 @@ class DevPlatform:
     s3: LocalS3 | None = None
     emulator: Emulator | None = None
     hub: ManagedProcess | None = None
+    juicefs: LocalJuiceFS | None = None
 
     @property
     def url(self) -> str:
@@ -79,7 +81,7 @@ class DevPlatform:
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def _platform_file(self, s3: LocalS3 | None) -> Path:
+    def _platform_file(self, s3: LocalS3 | None, juicefs: LocalJuiceFS | None) -> Path:
         data = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
         root = os.geteuid() == 0
         storage: dict[str, Any] = {
@@ -103,6 +105,16 @@ class DevPlatform:
                 "region": "us-east-1",
             }
         data["storage"] = storage
+        offload = data.setdefault("jobs", {}).setdefault("offload", {})
+        if juicefs is not None:  # offloaded jobs mount the local JuiceFS in place of NFS
+            offload["juicefs"] = {
+                "metadataUrl": juicefs.metadata_url,
+                "credentialsDir": str(juicefs.credentials_dir),
+                "environments": "envs",
+                "shared": "shared",
+            }
+        else:  # the example's would point at a server this machine cannot reach
+            offload.pop("juicefs", None)
         path = self.state_dir / "platform.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
@@ -139,6 +151,7 @@ class DevPlatform:
             self.banner_lines.append(f"buckets:  local S3 at {self.s3.endpoint}")
         else:
             self.banner_lines.append("buckets:  disabled (no local S3 server: run scripts/setup)")
+        self.juicefs = self._start_juicefs()
 
         client_secret = self._secret("oidc-client-secret", lambda: secrets.token_urlsafe(32))
         provider = LocalOIDCProvider(
@@ -160,7 +173,7 @@ class DevPlatform:
         self.parts.append(provider)
 
         secret_file = state / "oidc-client-secret"
-        platform = self._platform_file(self.s3)
+        platform = self._platform_file(self.s3, self.juicefs)
         env = dict(os.environ)
         env.update(
             {
@@ -197,6 +210,25 @@ class DevPlatform:
             cwd=state,
         ).start()
         self.hub.wait_until(self._hub_answers, 90, "serving the hub")
+
+    def _start_juicefs(self) -> LocalJuiceFS | None:
+        """The JuiceFS of offloaded jobs, when this machine can mount it (root, FUSE)."""
+        missing = missing_tools()
+        if os.geteuid() != 0 or not Path("/dev/fuse").exists():
+            missing.append("root and FUSE")
+        if self.s3 is None:
+            missing.append("the local S3 server")
+        if missing or self.s3 is None:
+            self.banner_lines.append(
+                f"offload:  jobs offload without storage (a JuiceFS needs {', '.join(missing)})"
+            )
+            return None
+        juicefs = LocalJuiceFS(self.state_dir / "juicefs", self.s3.endpoint).start()
+        self.parts.append(juicefs)
+        self.banner_lines.append(
+            f"offload:  offloaded jobs mount JuiceFS ({juicefs.metadata_url}) for home/projects"
+        )
+        return juicefs
 
     def _hub_answers(self) -> bool:
         try:

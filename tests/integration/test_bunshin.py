@@ -4,94 +4,23 @@ admitted Workload and unsuspends the Job, as Kueue's job integration does."""
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from iam_platform import (
-    EXAMPLES,
-    NAMESPACE,
-    Hub,
-    running_platform,
-    sign_in,
-    wait_for,
-)
-
-from aiinfn_hub.dev.emulator.runtime import Emulator
-from aiinfn_hub.dev.processes import free_port
+from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
+from iam_platform import EXAMPLES, NAMESPACE, Hub, running_platform, wait_for
 
 pytestmark = pytest.mark.slow
-
-BUNSHIN_CONFIG = """
-from aiinfn_hub.bunshin.hub_config import configure_bunshin
-configure_bunshin(
-    c,
-    {platform!r},
-    "http://127.0.0.1:{port}",
-    environment={{"KUBECONFIG": {kubeconfig!r}, "PATH": {path!r}}},
-    offload_groups=["lhcb-flashsim"],
-    admin_groups=["platform-admins"],
-)
-"""
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    def bunshin(emulator: Emulator, platform: Path) -> str:
-        return BUNSHIN_CONFIG.format(
-            platform=str(platform),
-            port=free_port(),
-            kubeconfig=str(emulator.write_kubeconfig()),
-            path=os.environ["PATH"],
-        )
-
-    with running_platform(tmp_path_factory.mktemp("bunshin"), extra_config=bunshin) as running:
-        wait_for(
-            lambda: (
-                requests.get(f"{running.url}/services/bunshin/api/v1/queues", timeout=5).status_code
-                == 403
-            ),
-            30,
-            "the Bunshin service",
-        )
+    state = tmp_path_factory.mktemp("bunshin")
+    with running_platform(state, extra_config=bunshin_config) as running:
+        wait_for_bunshin(running)
         yield running
-
-
-class User:
-    """A signed-in user with a running server and an API token."""
-
-    def __init__(self, hub: Hub, name: str, password: str) -> None:
-        self.hub, self.name = hub, name
-        self.session, page = sign_in(hub, name, password)
-        assert page.status_code == 200
-        response = hub.admin("POST", f"/users/{name}/tokens", json={"note": "bunshin tests"})
-        assert response.status_code == 201, response.text
-        self.token = response.json()["token"]
-
-    def start_server(self) -> None:
-        model = self.hub.admin_get(f"/users/{self.name}")
-        if model["servers"].get("", {}).get("ready"):
-            return
-        response = self.hub.admin("POST", f"/users/{self.name}/server", json={})
-        assert response.status_code in (201, 202), response.text
-        wait_for(
-            lambda: self.hub.admin_get(f"/users/{self.name}")["servers"].get("", {}).get("ready"),
-            60,
-            f"{self.name}'s server",
-        )
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.hub.url}/services/bunshin/api/v1/{path}",
-            headers={"Authorization": f"token {self.token}"},
-            timeout=30,
-            **kwargs,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -104,62 +33,6 @@ def alice(hub: Hub) -> User:
 @pytest.fixture(scope="module")
 def bob(hub: Hub) -> User:
     return User(hub, "bob", "bob-pw")
-
-
-def admit(hub: Hub, job_id: str) -> None:
-    """Kueue's part: an admitted Workload for the Job, then the Job unsuspended."""
-    base = hub.emulator.url
-    job = requests.get(f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}", timeout=10)
-    job.raise_for_status()
-    uid = job.json()["metadata"]["uid"]
-    workload = {
-        "apiVersion": "kueue.x-k8s.io/v1beta2",
-        "kind": "Workload",
-        "metadata": {
-            "name": f"job-{job_id}",
-            "namespace": NAMESPACE,
-            "labels": {"kueue.x-k8s.io/job-uid": uid},
-        },
-        "spec": {"queueName": "cms", "podSets": [{"name": "main", "count": 1}]},
-    }
-    created = requests.post(
-        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads",
-        json=workload,
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    status = {
-        "status": {
-            "conditions": [
-                {
-                    "type": "Admitted",
-                    "status": "True",
-                    "reason": "Admitted",
-                    "message": "admitted by the test's Kueue",
-                    "lastTransitionTime": now,
-                }
-            ]
-        }
-    }
-    requests.patch(
-        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads/job-{job_id}/status",
-        json=status,
-        headers={"Content-Type": "application/merge-patch+json"},
-        timeout=10,
-    ).raise_for_status()
-    requests.patch(
-        f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}",
-        json={"spec": {"suspend": False}},
-        headers={"Content-Type": "application/merge-patch+json"},
-        timeout=10,
-    ).raise_for_status()
-
-
-def status_of(user: User, job_id: str) -> str:
-    response = user.call("GET", f"jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    return str(response.json()["status"])
 
 
 def test_clone_runs_queued_then_succeeds_with_logs(hub: Hub, alice: User) -> None:
