@@ -24,16 +24,17 @@ _TEMPLATES = jinja2.Environment(
 ACTIVE = ("queued", "admitted", "running")
 
 
-def form_to_body(form: dict[str, str]) -> JSON:
-    """The API body of a form post (the API's own checks then apply)."""
+def form_to_body(form: dict[str, str], offload_storage: bool = False) -> JSON:
+    """The API body of a form post (the API's own checks then apply). ``offload_storage``:
+    the platform gives offloaded jobs JuiceFS folders, so they keep their storage."""
     try:
         command = shlex.split(form.get("command", ""))
     except ValueError as exc:
         raise BunshinError(400, "bad-request", f"command: {exc} (check the quotes)") from None
     offload = form.get("offload") == "1"
-    # as the page explains: an offloaded job takes no platform storage along
+    # as the page explains: without JuiceFS an offloaded job takes no platform storage along
     body: JSON = {"command": command, "offload": offload}
-    if offload:
+    if offload and (not offload_storage or form.get("nostorage") == "1"):
         body["storage"] = False
     if form.get("name"):
         body["name"] = form["name"]
@@ -83,6 +84,7 @@ class Page(ApiHandler):
             accelerators=spawn_policy.allowed_accelerators(service.config, user),
             can_offload=service.config.jobs.offload.enabled
             and ("custom:bunshin:offload" in self.scopes() or self.is_admin()),
+            offload_juicefs=service.config.jobs.offload.juicefs is not None,
             server_running=running,
             xsrf=_text(self.xsrf_token),
             logs=logs,
@@ -114,7 +116,7 @@ class SubmitPage(Page):
     async def post(self) -> None:
         form = self.form()
         try:
-            job = await submit(self, form_to_body(form))
+            job = await submit(self, form_to_body(form, self.service.config.jobs.offload.juicefs is not None))
         except BunshinError as exc:
             await self.on_error(exc, form)
             return

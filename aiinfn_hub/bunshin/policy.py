@@ -262,8 +262,9 @@ def plan_job(
         if remote.blockers:
             raise _invalid(
                 "offload: these folders cannot leave the cluster: "
-                f'{", ".join(remote.blockers)}; send "storage": false to run without them '
-                "(the sandbox files and an empty scratch still go along)"
+                f'{", ".join(remote.blockers)}; run it without your folders ("storage": false in '
+                'the API, "without my folders" on the page: the sandbox files and an empty '
+                "scratch still go along)"
             )
         volumes, mounts, juicefs = remote.volumes, remote.mounts, remote.juicefs
     security = {

@@ -92,5 +92,9 @@ def test_page_forms_become_api_bodies() -> None:
     assert form_to_body({"command": "x", "accelerator": "none"})["accelerator"] is None
     offloaded = form_to_body({"command": "x", "offload": "1"})
     assert offloaded["offload"] is True and offloaded["storage"] is False
+    # with JuiceFS for offloaded jobs the folders go along, unless the user says otherwise
+    assert "storage" not in form_to_body({"command": "x", "offload": "1"}, offload_storage=True)
+    bare = form_to_body({"command": "x", "offload": "1", "nostorage": "1"}, offload_storage=True)
+    assert bare["storage"] is False
     with pytest.raises(BunshinError, match="check the quotes"):
         form_to_body({"command": "python 'unclosed"})

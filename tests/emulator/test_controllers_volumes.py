@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from aiinfn_hub.dev.emulator.controllers.volumes import (
     VolumeError,
     container_mounts,
     host_path,
+    mounts_below,
     pod_folder,
+    reset_pod_volumes,
     sub_path,
     translate,
     volume_files,
@@ -507,3 +511,26 @@ async def test_simulated_containers_get_no_folders(tmp_path: Path) -> None:
 def test_container_mounts_skip_unknown_volumes(tmp_path: Path) -> None:
     pod = _pod([{"name": "a", "emptyDir": {}}], [{"name": "b", "mountPath": "/b"}])
     assert container_mounts(pod, pod["spec"]["containers"][0], {}, tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_resetting_a_pods_volumes_never_deletes_through_a_mount_left_inside(
+    tmp_path: Path,
+) -> None:
+    # a mount left in an emptyDir by a killed sidecar (a bind mount stands in for FUSE): the
+    # files behind it belong to someone else and must survive the next pod of that name
+    outside = tmp_path / "remote-files"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("results")
+    pod_dir = tmp_path / "pod"
+    point = pod_dir / "volumes" / "juicefs" / "mnt"
+    point.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(outside), str(point)], check=True)
+    try:
+        assert mounts_below(pod_dir / "volumes") == [str(point)]
+        reset_pod_volumes(pod_dir)
+        assert mounts_below(pod_dir / "volumes") == []
+        assert not (pod_dir / "volumes").exists()
+        assert (outside / "keep.txt").read_text() == "results"
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)

@@ -36,6 +36,7 @@ import os
 import posixpath
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -555,9 +556,47 @@ def set_up_volume(
 
 def reset_pod_volumes(pod_dir: Path) -> None:
     """Forget the pod-scoped volumes of an earlier pod of the same name: a new pod starts
-    with empty emptyDirs."""
+    with empty emptyDirs. A mount left inside them (a FUSE mount of a sidecar that was killed)
+    is detached first and never removed through: that would delete the remote files."""
     for name in ("volumes", "volume-subpaths"):
-        shutil.rmtree(pod_dir / name, ignore_errors=True)
+        folder = pod_dir / name
+        left = mounts_below(folder)
+        for mount in left:
+            for command in (
+                ["fusermount3", "-u", "-z"],
+                ["fusermount", "-u", "-z"],
+                ["umount", "-l"],
+            ):
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    if (
+                        subprocess.run(
+                            [*command, mount], capture_output=True, timeout=10
+                        ).returncode
+                        == 0
+                    ):
+                        break
+        if mounts_below(folder):
+            log.error("not clearing %s: something is still mounted inside it", folder)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def mounts_below(folder: Path) -> list[str]:
+    """Mount points inside ``folder`` (deepest first), from /proc/self/mounts."""
+    prefix = os.path.realpath(folder) + os.sep
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        if point.startswith(prefix):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
 
 
 def prepare_mounts(mounts: Iterable[Mount], container: str) -> None:
