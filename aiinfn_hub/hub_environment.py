@@ -109,10 +109,8 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
     if env.get("AIINFN_LOCAL_PROCESSES") == "1":
         # each emulated pod has its own loopback IP: the server binds it (valid on a cluster too)
         c.AIInfnSpawner.cmd = ["jupyterhub-singleuser"]
-        # (a section of its own replaces Spawner.environment: repeat the service's address)
         c.AIInfnSpawner.environment = {
             "POD_IP": {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-            "BUNSHIN_URL": f"{bunshin_url.rstrip('/')}/services/bunshin/api/v1",
         }
         c.AIInfnSpawner.args = ["--ServerApp.ip=$(POD_IP)", "--allow-root"]
         c.AIInfnSpawner.start_timeout = 120

@@ -1,17 +1,19 @@
 """``bunshin``: submit and follow Bunshin jobs from a terminal inside your server.
 
 It uses the environment JupyterHub gives every server: ``$JUPYTERHUB_API_TOKEN`` (the server's
-token, allowed to submit) and ``$BUNSHIN_URL`` (set by the hub configuration; else derived from
-``$JUPYTERHUB_API_URL``). ``bunshin submit --parsable`` prints only the job id and ``bunshin
-status ID`` prints ``running``, ``success`` or ``failed``: together they are Snakemake's
-cluster-generic submit and status commands.
+token, allowed to submit) and ``$BUNSHIN_URL`` (set by the hub configuration). ``bunshin submit
+--parsable`` prints only the job id and ``bunshin status ID`` prints ``running``, ``success`` or
+``failed``: together they are Snakemake's cluster-generic submit and status commands. Reads are
+retried through short outages of the hub or the service, so a workflow does not give up.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -38,18 +40,44 @@ class CliError(Exception):
 
 
 def api_base() -> str:
+    """``$BUNSHIN_URL``: the hub gives it to every server (``AIInfnSpawner.bunshin_url``)."""
     if os.environ.get("BUNSHIN_URL"):
         return os.environ["BUNSHIN_URL"].rstrip("/")
-    hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
-    if hub_api.rstrip("/").endswith("/hub/api"):
-        return hub_api.rstrip("/")[: -len("/hub/api")] + "/services/bunshin/api/v1"
-    raise CliError("set BUNSHIN_URL (or run me inside a server of the hub)", EXIT_USAGE)
+    raise CliError(
+        "BUNSHIN_URL is not set: run me in a terminal of your server (the hub sets it there), "
+        "or set it to <hub address>/services/bunshin/api/v1",
+        EXIT_USAGE,
+    )
+
+
+# a read that meets these is tried again: the hub or the service restarting must not make a
+# workflow manager (Snakemake polls `bunshin status`) give up on running jobs
+_TRANSIENT_HTTP = (502, 503, 504)
+_READ_ATTEMPTS = 4
+_RETRY_DELAY = 2.0
 
 
 def call(method: str, path: str, body: Any = None) -> Any:
+    """One API call; reads (GET) are retried a few times on a connection error or a 502-504."""
     token = os.environ.get("JUPYTERHUB_API_TOKEN")
     if not token:
         raise CliError("JUPYTERHUB_API_TOKEN is not set (run me inside your server)", EXIT_USAGE)
+    attempts = _READ_ATTEMPTS if method == "GET" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return _call_once(method, path, body, token)
+        except _Transient as exc:
+            if attempt == attempts:
+                raise CliError(str(exc)) from None
+            time.sleep(_RETRY_DELAY * attempt)
+    raise AssertionError("unreachable")
+
+
+class _Transient(Exception):
+    """A failure worth another try."""
+
+
+def _call_once(method: str, path: str, body: Any, token: str) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"{api_base()}/{path}", data=data, method=method)
     request.add_header("Authorization", f"token {token}")
@@ -63,16 +91,30 @@ def call(method: str, path: str, body: Any = None) -> Any:
             message = json.loads(exc.read()).get("message") or exc.reason
         except (ValueError, AttributeError):
             message = exc.reason
+        if exc.code in _TRANSIENT_HTTP:
+            raise _Transient(f"{message} (HTTP {exc.code})") from None
         raise CliError(f"{message} (HTTP {exc.code})") from None
-    except urllib.error.URLError as exc:
-        raise CliError(f"cannot reach the Bunshin service: {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _Transient(f"cannot reach the Bunshin service: {reason}") from None
 
 
-def gpu(text: str) -> dict[str, Any]:
+def gpu(text: str) -> dict[str, Any] | None:
+    """``MODEL`` or ``MODEL:N``; a count of 0 (``none:0``) asks for no accelerator, so that a
+    Snakemake profile can always pass ``--gpu {resources.gpu_model}:{resources.gpu}``."""
     name, _, count = text.partition(":")
     if not name or (count and not count.isdigit()):
         raise argparse.ArgumentTypeError("expected MODEL or MODEL:N, e.g. a100:2")
+    if count and int(count) == 0:
+        return None
     return {"name": name, "count": int(count or 1)}
+
+
+def job_name(text: str) -> str | None:
+    """A name the service accepts (lowercase letters, digits, '-', at most 32): Snakemake's
+    ``--name {rule}`` gives rule names, which are Python names (``train_model``)."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32].rstrip("-")
+    return name or None
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -130,9 +172,23 @@ def _prefixed(pod: str, text: str) -> str:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    job = call("DELETE", f"jobs/{args.id}")
-    print(f"{job['id']} {job['status']}")
-    return 0
+    """Cancel each job given, side by side (Snakemake allows its cancel command 2 seconds);
+    every one is tried, and the exit code says whether all were cancelled."""
+
+    def one(job_id: str) -> str | None:
+        try:
+            job = call("DELETE", f"jobs/{job_id}")
+        except CliError as exc:
+            print(f"bunshin: {job_id}: {exc}", file=sys.stderr)
+            return None
+        return f"{job['id']} {job['status']}"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, args.ids))
+    for line in results:
+        if line is not None:
+            print(line)
+    return EXIT_ERROR if None in results else 0
 
 
 def status(args: argparse.Namespace) -> int:
@@ -145,9 +201,13 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="bunshin", description=__doc__)
     commands = top.add_subparsers(dest="action", required=True)
     sub = commands.add_parser("submit", help="clone your server as a job running CMD")
-    sub.add_argument("--gpu", type=gpu, help="accelerator model and count, e.g. t4 or a100:2")
+    sub.add_argument(
+        "--gpu",
+        type=gpu,
+        help="accelerator model and count, e.g. t4 or a100:2 (MODEL:0: none)",
+    )
     sub.add_argument("--offload", action="store_true", help="may run on a remote site")
-    sub.add_argument("--name", help="a short name for the job")
+    sub.add_argument("--name", type=job_name, help="a short name for the job")
     sub.add_argument("--cpu", type=float, help="CPU cores (default: your server's)")
     sub.add_argument("--memory", help="memory, e.g. 8Gi (default: your server's)")
     sub.add_argument("--completions", type=int, help="run CMD this many times (indexed)")
@@ -156,9 +216,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     sub.set_defaults(run=submit)
     commands.add_parser("ls", help="your jobs").set_defaults(run=listing)
+    several = commands.add_parser("cancel", help="cancel jobs")
+    several.add_argument("ids", nargs="+", metavar="ID")
+    several.set_defaults(run=cancel)
     for name, run, help_text in (
         ("logs", logs, "the job's output"),
-        ("cancel", cancel, "cancel the job"),
         ("status", status, "running, success or failed"),
     ):
         one = commands.add_parser(name, help=help_text)

@@ -73,7 +73,7 @@ def configure_bunshin(
         ]
     )
     # where the `bunshin` CLI inside a server finds the service
-    c.Spawner.environment.update({"BUNSHIN_URL": f"{url.rstrip('/')}/services/{SERVICE}/api/v1"})
+    c.AIInfnSpawner.bunshin_url = f"{url.rstrip('/')}/services/{SERVICE}/api/v1"
     c.Spawner.server_token_scopes = [
         "users:activity!user",
         "access:servers!server",

@@ -116,7 +116,9 @@ class SubmitPage(Page):
     async def post(self) -> None:
         form = self.form()
         try:
-            job = await submit(self, form_to_body(form, self.service.config.jobs.offload.juicefs is not None))
+            job = await submit(
+                self, form_to_body(form, self.service.config.jobs.offload.juicefs is not None)
+            )
         except BunshinError as exc:
             await self.on_error(exc, form)
             return

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ..config import load_platform_config
 from .emulator.cluster import load_cluster_file
 from .emulator.runtime import Emulator
 from .juicefs_store import LocalJuiceFS, missing_tools
@@ -30,6 +31,7 @@ from .node_tools import node_bin
 from .oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
 from .processes import ManagedProcess, ProcessError, free_port, port_is_free
 from .s3_server import LocalS3, moto_server_path
+from .virtual_node import with_interlink_node
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "aiinfn-hub"
@@ -133,8 +135,9 @@ class DevPlatform:
 
     def _start_parts(self) -> None:
         state = self.state_dir
+        example = load_platform_config(ROOT / "examples" / "platform.yaml")
         emulator = Emulator(
-            load_cluster_file(ROOT / "examples" / "cluster.yaml"),
+            with_interlink_node(load_cluster_file(ROOT / "examples" / "cluster.yaml"), example),
             port=self.emulator_port,
             state_dir=state / "emulator",
             run_processes=True,

@@ -95,6 +95,14 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         help="""Taint or label key that reserves a node for one project
         (`<key>=<project>`): such nodes are offered only to that project's members.""",
     )
+    bunshin_url = Unicode(
+        "",
+        config=True,
+        help="""Address of the Bunshin API (`<service url>/services/bunshin/api/v1`), given to
+        servers as `$BUNSHIN_URL` so the `bunshin` command works in their terminals. Set by
+        `configure_bunshin`; kept apart from `environment`, which a more specific section of
+        the hub configuration (e.g. z2jh's `singleuser.extraEnv`) replaces whole.""",
+    )
     inventory_timeout = Float(
         10.0,
         config=True,
@@ -218,6 +226,12 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             setattr(self, trait, value)
         self.storage_plan = plan
         return plan
+
+    def get_env(self) -> dict[str, Any]:
+        env: dict[str, Any] = super().get_env()
+        if self.bunshin_url:
+            env["BUNSHIN_URL"] = self.bunshin_url
+        return env
 
     # -- start, with the token Secret before and the storage report after ----------------------
     async def start(self) -> Any:

@@ -12,6 +12,7 @@ import pytest
 from controller_fixtures import ControllerCluster, running_cluster
 from kubernetes_asyncio.client import ApiClient
 
+from aiinfn_hub.dev.emulator.cluster import LOCAL_SITE_ANNOTATION
 from aiinfn_hub.dev.emulator.deletion import remove_if_finalized
 from aiinfn_hub.dev.emulator.resources import NODES, PODS
 
@@ -261,6 +262,19 @@ async def test_pods_on_missing_and_virtual_nodes(tmp_path: Path) -> None:
         node["metadata"] = {"name": "late-node", "labels": {"type": "virtual-kubelet"}}
         cluster.store.create(NODES, node)
         await cluster.running("waiting")
+        assert cluster.controllers.kubelet.local_pids() == {}
+        # a virtual node whose site is this machine runs its pods as local processes
+        node = copy.deepcopy(cluster.store.get(NODES, None, "vk"))
+        assert node is not None
+        node["metadata"] = {
+            "name": "vk-here",
+            "labels": {"type": "virtual-kubelet"},
+            "annotations": {LOCAL_SITE_ANNOTATION: "true"},
+        }
+        cluster.store.create(NODES, node)
+        cluster.create_pod("offloaded", nodeName="vk-here", command=["sleep", "30"])
+        await cluster.running("offloaded")
+        assert list(cluster.controllers.kubelet.local_pids()) == [("default", "offloaded")]
 
 
 async def test_stop_is_quick_when_nothing_runs(tmp_path: Path) -> None:

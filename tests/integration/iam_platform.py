@@ -13,7 +13,7 @@ import secrets
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from aiinfn_hub.auth.tokens import secret_values
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
+from aiinfn_hub.dev.emulator.cluster import NodeSpec, load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.node_tools import node_bin
 from aiinfn_hub.dev.oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
@@ -393,19 +393,18 @@ def running_platform(
     access_token_ttl: int = 3600,
     platform: Callable[[Path], Path] | None = None,
     extra_config: Callable[[Emulator, Path], str] | None = None,
+    extra_nodes: Sequence[NodeSpec] = (),
     **hub_options: Any,
 ) -> Iterator[Hub]:
     """The emulated cluster (local processes), the provider and a hub, stopped afterwards.
 
     ``platform(state)`` may write the platform file to use; ``extra_config(emulator,
-    platform_file)`` may add hub configuration. The hub's and the provider's logs are printed
-    when the block fails.
+    platform_file)`` may add hub configuration; ``extra_nodes`` join the example's nodes.
+    The hub's and the provider's logs are printed when the block fails.
     """
-    emulator = Emulator(
-        load_cluster_file(EXAMPLES / "cluster.yaml"),
-        state_dir=state / "emulator",
-        run_processes=True,
-    ).start()
+    cluster = load_cluster_file(EXAMPLES / "cluster.yaml")
+    cluster = cluster.model_copy(update={"nodes": [*cluster.nodes, *extra_nodes]})
+    emulator = Emulator(cluster, state_dir=state / "emulator", run_processes=True).start()
     proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
     provider = LocalOIDCProvider(
         provider_settings(proxy_port, client_secret, access_token_ttl), state / "oidc"

@@ -18,9 +18,11 @@ import yaml
 from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
 from iam_platform import NAMESPACE, Hub, platform_with_storage, running_platform, wait_for
 
+from aiinfn_hub.config import load_platform_config
 from aiinfn_hub.dev.emulator.controllers.volumes import host_path
 from aiinfn_hub.dev.juicefs_store import LocalJuiceFS, missing_tools
 from aiinfn_hub.dev.s3_server import LocalS3
+from aiinfn_hub.dev.virtual_node import NAME, TYPE_LABEL, interlink_node
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,10 +44,11 @@ def platform(folder: Path, juicefs: LocalJuiceFS) -> Path:
     data = yaml.safe_load(path.read_text())
     data["jobs"] = {
         "offload": {
+            "nodeSelector": {TYPE_LABEL: "virtual-kubelet"},  # offloaded: always remote
             "juicefs": {
                 "metadataUrl": juicefs.metadata_url,
                 "credentialsDir": str(juicefs.credentials_dir),
-            }
+            },
         }
     }
     path.write_text(yaml.safe_dump(data))
@@ -62,6 +65,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Loc
             state,
             platform=lambda folder: platform(folder / "config", juicefs),
             extra_config=bunshin_config,
+            extra_nodes=[interlink_node(load_platform_config(platform(state / "node", juicefs)))],
         ) as hub,
     ):
         wait_for_bunshin(hub)
@@ -74,7 +78,13 @@ def run_offloaded(hub: Hub, user: User, script: str) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
     admit(hub, job_id)
-    wait_for(lambda: status_of(user, job_id) in ("succeeded", "failed"), 90, f"job {job_id}")
+    try:
+        wait_for(lambda: status_of(user, job_id) in ("succeeded", "failed"), 90, f"job {job_id}")
+    except AssertionError:
+        pods = [
+            p for p in hub.emulator.objects("Pod", NAMESPACE) if job_id in p["metadata"]["name"]
+        ]
+        raise AssertionError(f"job {job_id} did not end: pods {pods}") from None
     job: dict[str, Any] = user.call("GET", f"jobs/{job_id}").json()
     return job
 
@@ -100,6 +110,7 @@ def test_offloaded_jobs_share_a_juicefs_home_instead_of_nfs(
         ' echo "written on the remote site" > "$HOME/from-job.txt"',
     )
     assert first["status"] == "succeeded", first
+    assert [p["node"] for p in first["pods"]] == [NAME]  # on the interLink virtual node
     text = logs(bob, first["id"])
     assert "home 1000:100 700" in text and "project 5003 2770" in text
 

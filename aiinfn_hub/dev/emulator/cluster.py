@@ -27,6 +27,8 @@ DEFAULT_KUBERNETES_VERSION = "v1.33.2"
 # nodes' addresses are only data (nothing connects to them); they sit in loopback space so no
 # tool ever sends traffic off this machine by following one
 _NODE_ADDRESS_PREFIX = "127.1.0."
+# a virtual node whose "remote" pods run here, as local processes (see NodeSpec.local_site)
+LOCAL_SITE_ANNOTATION = "emulator.aiinfn-hub/local-site"
 
 
 class _Model(BaseModel):
@@ -62,6 +64,12 @@ class NodeSpec(_Model):
         None, description="What pods may use; defaults to the capacity."
     )
     ready: bool = Field(True, description="Whether the node reports Ready.")
+    local_site: bool = Field(
+        False,
+        description="For a virtual node (interLink): its remote site is this machine, so in "
+        "local-process mode its pods run as local processes like any node's (by default a "
+        "virtual node's pods are simulated).",
+    )
 
 
 class ClusterSpec(_Model):
@@ -136,7 +144,8 @@ def node_object(spec: NodeSpec, index: int, kubernetes_version: str) -> JSON:
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": spec.name, "labels": labels},
+        "metadata": {"name": spec.name, "labels": labels}
+        | ({"annotations": {LOCAL_SITE_ANNOTATION: "true"}} if spec.local_site else {}),
         "spec": node_spec,
         "status": {
             "capacity": capacity,

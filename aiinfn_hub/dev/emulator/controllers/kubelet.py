@@ -6,7 +6,8 @@ whose node never registered (a graceful delete removes it at once, as the pod GC
 
 Virtual nodes (label ``type=virtual-kubelet``, or ``kubernetes.io/role=agent`` with the
 ``virtual-node.interlink/no-schedule`` taint) run their pods remotely in reality: their pods
-are simulated, never run as local processes.
+are simulated, never run as local processes, unless the node is annotated as a local site
+(``localSite: true`` in the cluster file): then they run like any node's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cluster import LOCAL_SITE_ANNOTATION
 from ..resources import NODES, PODS
 from ..store import JSON, Store, WatchEvent
 from .addresses import PodAddressPool
@@ -30,7 +32,10 @@ _STOP_GRACE = 1.0
 
 
 def is_virtual_node(node: JSON) -> bool:
-    """Whether pods on this node run elsewhere (virtual-kubelet / interLink offloading)."""
+    """Whether pods on this node run elsewhere (virtual-kubelet / interLink offloading), unless
+    the node says its remote site is this machine (``localSite`` in the cluster file)."""
+    if (node["metadata"].get("annotations") or {}).get(LOCAL_SITE_ANNOTATION) == "true":
+        return False
     labels = node["metadata"].get("labels") or {}
     if labels.get("type") == "virtual-kubelet":
         return True
