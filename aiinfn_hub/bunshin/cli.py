@@ -99,14 +99,15 @@ def _call_once(method: str, path: str, body: Any, token: str) -> Any:
         raise _Transient(f"cannot reach the Bunshin service: {reason}") from None
 
 
-def gpu(text: str) -> dict[str, Any] | None:
-    """``MODEL`` or ``MODEL:N``; a count of 0 (``none:0``) asks for no accelerator, so that a
-    Snakemake profile can always pass ``--gpu {resources.gpu_model}:{resources.gpu}``."""
+def gpu(text: str) -> dict[str, Any]:
+    """``MODEL`` or ``MODEL:N``. ``none``, or a count of 0 (``t4:0``), asks for no accelerator
+    at all (not the server's), so a Snakemake profile can always pass
+    ``--gpu {resources.gpu_model}:{resources.gpu}``."""
     name, _, count = text.partition(":")
     if not name or (count and not count.isdigit()):
         raise argparse.ArgumentTypeError("expected MODEL or MODEL:N, e.g. a100:2")
-    if count and int(count) == 0:
-        return None
+    if name == "none" or (count and int(count) == 0):
+        return {"name": "none", "count": 0}
     return {"name": name, "count": int(count or 1)}
 
 
@@ -125,8 +126,8 @@ def submit(args: argparse.Namespace) -> int:
     for key, value in (("name", args.name), ("cpu", args.cpu), ("memory", args.memory)):
         if value is not None:
             body[key] = value
-    if args.gpu is not None:
-        body["accelerator"] = args.gpu
+    if args.gpu is not None:  # without --gpu, the job keeps the server's accelerator
+        body["accelerator"] = args.gpu if args.gpu["count"] else None
     if args.completions is not None:
         body["completions"] = args.completions
     job = call("POST", "jobs", body)

@@ -6,6 +6,7 @@ become :class:`BunshinError` with what the user can do about them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -92,6 +93,7 @@ class Jobs:
         self.kube = kube
         self.config = config
         self._secrets_checked: dict[str, tuple[str, float]] = {}
+        self._secret_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def namespace(self) -> str:
@@ -210,48 +212,57 @@ class Jobs:
         """Write the project's JuiceFS Secret when it is missing or stale (passwords rotate).
 
         The Secret is the service's: one that exists without our label is never overwritten.
+        One writer per project at a time; a race with another replica (409) is read again.
         """
         settings = self.config.jobs.offload.juicefs
         assert settings is not None
         password = read_password(Path(settings.credentials_dir), plan.project)
         wanted = credentials_secret(settings, plan.project, self.namespace, password, MANAGED_BY)
         digest = json.dumps(wanted, sort_keys=True)
-        checked = self._secrets_checked.get(plan.project)
-        if (
-            checked
-            and checked[0] == digest
-            and time.monotonic() - checked[1] < SECRET_RECHECK_SECONDS
-        ):
-            return
-        path = f"/api/v1/namespaces/{self.namespace}/secrets/{plan.secret}"
+        lock = self._secret_locks.setdefault(plan.project, asyncio.Lock())
+        async with lock:
+            seen_digest, seen_at = self._secrets_checked.get(plan.project, ("", 0.0))
+            if seen_digest == digest and time.monotonic() - seen_at < SECRET_RECHECK_SECONDS:
+                return
+            for attempt in range(3):
+                try:
+                    await self._write_secret(plan.secret, wanted)
+                    break
+                except KubeError as exc:
+                    if exc.status == 409 and attempt < 2:
+                        continue  # created or changed meanwhile: read it again
+                    raise unavailable(
+                        "writing the project's file system credentials", exc
+                    ) from None
+            self._secrets_checked[plan.project] = (digest, time.monotonic())
+
+    async def _write_secret(self, name: str, wanted: JSON) -> None:
+        path = f"/api/v1/namespaces/{self.namespace}/secrets/{name}"
         try:
             current: JSON | None = await self.kube.get(path)
         except KubeError as exc:
             if exc.status != 404:
                 raise unavailable("reading the project's file system credentials", exc) from None
             current = None
-        try:
-            if current is None:
-                await self.kube.post(f"/api/v1/namespaces/{self.namespace}/secrets", wanted)
-            elif (current["metadata"].get("labels") or {}).get(
-                "app.kubernetes.io/managed-by"
-            ) != MANAGED_BY:
-                log.error("Secret %s/%s exists and is not Bunshin's", self.namespace, plan.secret)
-                raise BunshinError(
-                    500,
-                    "misconfigured",
-                    "the project's file system credentials cannot be written (a Secret of that "
-                    "name belongs to someone else); tell the platform administrators",
-                )
-            elif current.get("data") != wanted["data"] or any(
-                (current["metadata"].get("labels") or {}).get(k) != v
-                for k, v in wanted["metadata"]["labels"].items()
-            ):
-                wanted["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                await self.kube.call("PUT", path, body=wanted)
-        except KubeError as exc:
-            raise unavailable("writing the project's file system credentials", exc) from None
-        self._secrets_checked[plan.project] = (digest, time.monotonic())
+        if current is None:
+            await self.kube.post(f"/api/v1/namespaces/{self.namespace}/secrets", wanted)
+            return
+        labels = current["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/managed-by") != MANAGED_BY:
+            log.error("Secret %s/%s exists and is not Bunshin's", self.namespace, name)
+            raise BunshinError(
+                500,
+                "misconfigured",
+                "the project's file system credentials cannot be written (a Secret of that "
+                "name belongs to someone else); tell the platform administrators",
+            )
+        wanted_labels = wanted["metadata"]["labels"]
+        if current.get("data") != wanted["data"] or any(
+            labels.get(k) != v for k, v in wanted_labels.items()
+        ):
+            replacement = json.loads(json.dumps(wanted))
+            replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await self.kube.call("PUT", path, body=replacement)
 
     async def _undo(self, job: JSON) -> None:
         try:

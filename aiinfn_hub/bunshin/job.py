@@ -220,8 +220,28 @@ def job_status(job: JSON, workload: JSON | None, pods: list[JSON]) -> tuple[str,
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods) or int(
         status.get("ready") or 0
     ):
-        return "running", ""
-    return "admitted", "pods starting"
+        return "running", _sidecar_trouble(pods)
+    return "admitted", _sidecar_trouble(pods) or "pods starting"
+
+
+def _sidecar_trouble(pods: list[JSON]) -> str:
+    """Why a pod's mount sidecar keeps restarting (its job waits meanwhile), or ""."""
+    for pod in pods:
+        for sidecar in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            restarts = int(sidecar.get("restartCount") or 0)
+            ended = (sidecar.get("lastState") or {}).get("terminated") or {}
+            if restarts and ended:
+                what = (
+                    "the job's file system"
+                    if sidecar.get("name") == juicefs.SIDECAR
+                    else (f"the {sidecar.get('name')} helper")
+                )
+                return (
+                    f"{what} does not come up (tried {restarts + 1} times, last exit code "
+                    f"{ended.get('exitCode')}); the job waits for it: cancel it and tell the "
+                    "platform administrators if this goes on"
+                )
+    return ""
 
 
 def job_view(job: JSON, pods: list[JSON], workload: JSON | None) -> JSON:

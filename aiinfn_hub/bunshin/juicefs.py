@@ -19,7 +19,7 @@ from typing import Any
 from ..config import PlatformConfig
 from ..config.jobs import JuiceFS
 from ..spawner.pod_settings import LABEL_PREFIX
-from ..storage import nfs
+from ..storage import ephemeral, nfs
 from ..storage.naming import user_folder
 from ..storage.scripts import script
 
@@ -79,6 +79,15 @@ def _area(config: PlatformConfig, mount: JSON, project: str) -> str | None:
     return None
 
 
+def _is_cvmfs(config: PlatformConfig, mount: JSON) -> bool:
+    cvmfs, path = config.storage.cvmfs, str(mount.get("mountPath"))
+    return (
+        cvmfs is not None
+        and str(mount["name"]).startswith(ephemeral.CVMFS_ALL_VOLUME)
+        and (path == cvmfs.mount_path or path.startswith(cvmfs.mount_path + "/"))
+    )
+
+
 def _folder(
     config: PlatformConfig, juicefs: JuiceFS, area: str, username: str, project: str
 ) -> tuple[str, str, str] | None:
@@ -113,8 +122,9 @@ def offload_storage(
     config: PlatformConfig, username: str, project: str, volumes: list[JSON], mounts: list[JSON]
 ) -> OffloadStorage:
     """Map the cloned mounts for a remote site: portable volumes stay, the platform file
-    system's home/project/areas become JuiceFS folders when configured, other projects'
-    folders are left out (a job works for one project), everything else blocks the offload."""
+    system's home/project/areas become JuiceFS folders when configured, CVMFS the sites' own
+    when they have it, other projects' folders are left out (a job works for one project),
+    everything else blocks the offload."""
     juicefs = config.jobs.offload.juicefs
     by_name = {v["name"]: v for v in volumes}
     kept_volumes: dict[str, JSON] = {}
@@ -127,6 +137,15 @@ def offload_storage(
         if kind in PORTABLE:
             kept_volumes[volume["name"]] = volume
             kept_mounts.append(mount)
+            continue
+        if _is_cvmfs(config, mount) and config.jobs.offload.cvmfs == "site":
+            kept_volumes[volume["name"]] = {
+                "name": volume["name"],
+                "hostPath": {"path": mount["mountPath"], "type": "Directory"},
+            }
+            kept_mounts.append(
+                {"name": volume["name"], "mountPath": mount["mountPath"], "readOnly": True}
+            )
             continue
         area = _area(config, mount, project) if mount["name"] == nfs.VOLUME else None
         if area == "other-project":
@@ -141,8 +160,8 @@ def offload_storage(
             "mountPath": mount["mountPath"],
             "subPath": f"{MOUNT_DIR}/{target[0]}",
         }
-        if mount.get("readOnly") or area in ("environments", "shared"):
-            replacement["readOnly"] = bool(mount.get("readOnly"))
+        if "readOnly" in mount:
+            replacement["readOnly"] = mount["readOnly"]
         kept_mounts.append(replacement)
     plan = None
     if folders:

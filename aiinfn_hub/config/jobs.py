@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from .base import ConfigSection
 from .storage import AbsolutePath, KubeName
 from .values import ImageReference, LabelKey, LabelValue, shown
 
 _META_URL = re.compile(r"[a-z][a-z0-9+]*://[^\s]+")
-_PLACEHOLDERS = ("{user}", "{project}")
+_FOLDER = re.compile(r"[A-Za-z0-9._/-]+")
 
 
 def _metadata_url(value: str) -> str:
@@ -22,7 +22,8 @@ def _metadata_url(value: str) -> str:
             f"(got {shown(value)})"
         )
     userinfo = value.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
-    if ":" in userinfo:
+    query = value.partition("?")[2].lower()
+    if ":" in userinfo or "password=" in query:
         raise ValueError(
             "the metadata URL must not hold a password (it would be shown to whoever reads the "
             "configuration): put it in the credentials folder as `meta-password`"
@@ -31,11 +32,17 @@ def _metadata_url(value: str) -> str:
 
 
 def _juicefs_folder(value: str) -> str:
-    parts = value.replace("{user}", "u").replace("{project}", "p").split("/")
-    if value.startswith("/") or any(p in ("", ".", "..") for p in parts) or "{" in "".join(parts):
+    bare = value.replace("{user}", "u").replace("{project}", "p")
+    parts = bare.split("/")
+    if (
+        not _FOLDER.fullmatch(bare)
+        or value.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise ValueError(
-            'expected a folder inside the JuiceFS file system like "homes/{user}", without '
-            f"'..'; placeholders: {{user}}, {{project}} (got {shown(value)})"
+            'expected a folder inside the JuiceFS file system like "homes/{user}": letters, '
+            "digits, '.', '_', '-' and '/', without '..'; placeholders: {user}, {project} "
+            f"(got {shown(value)})"
         )
     return value
 
@@ -98,6 +105,18 @@ class JuiceFS(ConfigSection):
         description="Extra `juicefs mount` flags, e.g. `[--cache-size=10240]`.",
     )
 
+    @model_validator(mode="after")
+    def _one_folder_each(self) -> JuiceFS:
+        """A home folder without ``{user}`` would be everyone's home (with one owner)."""
+        for key, placeholder in (("home", "{user}"), ("project", "{project}")):
+            value = getattr(self, key)
+            if value is not None and placeholder not in value:
+                raise ValueError(
+                    f"{key}: must contain {placeholder}, or every user's job would share one "
+                    f"folder (got {shown(value)})"
+                )
+        return self
+
 
 class Offload(ConfigSection):
     """Offloading to interLink virtual nodes, for jobs the user flags as compatible."""
@@ -111,6 +130,13 @@ class Offload(ConfigSection):
         default_factory=dict,
         description="Node labels offloaded pods must match when no Kueue flavour does it, "
         "e.g. `{virtual-node.interlink/type: virtual-kubelet}`. Default: none.",
+    )
+    cvmfs: Literal["refuse", "site"] = Field(
+        "refuse",
+        description="CVMFS in offloaded jobs: `site` when every site mounts the repositories "
+        "at the same path on its nodes (WLCG sites do), so the job mounts the node's folder "
+        "(hostPath, read-only); `refuse` (default): a server mounting CVMFS is offloaded only "
+        "without its storage.",
     )
     juicefs: JuiceFS | None = Field(
         None,

@@ -20,12 +20,15 @@ class FakeApi:
     def __init__(self) -> None:
         self.answers: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         self.seen: list[tuple[str, str, str]] = []
+        self.bodies: list[Any] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 key = (self.command, self.path)
                 api.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+                length = int(self.headers.get("Content-Length") or 0)
+                api.bodies.append(json.loads(self.rfile.read(length)) if length else None)
                 queue = api.answers.get(key) or [(404, {"error": "not-found", "message": "no"})]
                 status, body = queue.pop(0) if len(queue) > 1 else queue[0]
                 data = json.dumps(body).encode()
@@ -90,6 +93,24 @@ def test_a_submission_is_never_sent_twice(api: FakeApi, capsys: pytest.CaptureFi
     assert "try again" in capsys.readouterr().err
 
 
+def test_gpu_zero_or_none_asks_for_no_accelerator_and_no_flag_keeps_the_servers(
+    api: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answers[("POST", "/api/v1/jobs")] = [(201, {"id": "j", "status": "queued"})]
+    for flags, accelerator in (
+        (["--gpu", "none:0"], None),
+        (["--gpu", "t4:0"], None),
+        (["--gpu", "none"], None),
+        (["--gpu", "a100:2"], {"name": "a100", "count": 2}),
+        (["--gpu", "t4"], {"name": "t4", "count": 1}),
+    ):
+        assert cli.main(["submit", "--parsable", *flags, "--", "x"]) == 0
+        assert api.bodies[-1]["accelerator"] == accelerator, flags
+    assert cli.main(["submit", "--parsable", "--", "x"]) == 0
+    assert "accelerator" not in api.bodies[-1]  # the server's own
+    assert capsys.readouterr().out == "j\n" * 6
+
+
 def test_cancel_takes_several_ids_and_reports_each(
     api: FakeApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +120,7 @@ def test_cancel_takes_several_ids_and_reports_each(
     out, err = capsys.readouterr()
     assert out.splitlines() == ["a cancelled", "b cancelled"]
     assert "missing" in err
+    assert api.calls("DELETE", "jobs/missing") == 1  # writes are never sent twice
     assert cli.main(["cancel", "a", "b"]) == 0
 
 

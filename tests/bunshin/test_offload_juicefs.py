@@ -31,9 +31,13 @@ JUICEFS = {
 }
 
 
-def config(juicefs: dict[str, Any] | None = JUICEFS, **storage: Any) -> PlatformConfig:
+def config(
+    juicefs: dict[str, Any] | None = JUICEFS, sites_cvmfs: str = "refuse", **storage: Any
+) -> PlatformConfig:
+    """The example with ``juicefs`` for offloaded jobs and ``storage`` keys replaced (None:
+    removed); ``sites_cvmfs`` is ``jobs.offload.cvmfs``."""
     data = copy.deepcopy(EXAMPLE)
-    data.setdefault("jobs", {}).setdefault("offload", {})
+    data.setdefault("jobs", {}).setdefault("offload", {})["cvmfs"] = sites_cvmfs
     if juicefs is None:
         data["jobs"]["offload"].pop("juicefs", None)
     else:
@@ -95,8 +99,28 @@ def test_areas_without_a_stand_in_still_refuse_the_offload_with_their_paths() ->
     assert "/envs (nfs)" in exc.value.message and "/shared (nfs)" in exc.value.message
     assert "/home/jovyan (nfs)" not in exc.value.message  # the home has a stand-in
     with pytest.raises(BunshinError) as exc:
-        offload(config(), project="cms")  # CVMFS has none
-    assert "/cvmfs/sft.cern.ch (" in exc.value.message
+        offload(config(shared=None), project="cms")  # CVMFS has none unless the sites have it
+    assert "/cvmfs/sft.cern.ch (csi)" in exc.value.message and "/envs" not in exc.value.message
+    with pytest.raises(BunshinError) as exc:  # without JuiceFS: every NFS folder is listed
+        offload(config(None), project="cms")
+    message = exc.value.message
+    assert "/home/jovyan (nfs)" in message and "/home/jovyan/projects/cms (nfs)" in message
+    assert "/envs (nfs)" in message and "/scratch" not in message  # emptyDir scratch may go
+    assert '"storage": false' in message
+
+
+def test_sites_with_cvmfs_give_offloaded_jobs_their_own_read_only() -> None:
+    cfg = config(sites_cvmfs="site", shared=None)
+    p = offload(cfg, project="cms")
+    by_path = {m["mountPath"]: m for m in p.mounts}
+    assert by_path["/cvmfs/cms.cern.ch"]["readOnly"] is True
+    volume = next(v for v in p.volumes if v["name"] == by_path["/cvmfs/cms.cern.ch"]["name"])
+    assert volume == {
+        "name": volume["name"],
+        "hostPath": {"path": "/cvmfs/cms.cern.ch", "type": "Directory"},
+    }
+    assert not any("csi" in v for v in p.volumes)
+    kubernetes_validate.validate(job_manifest(p, cfg, "bunshin-dana-cvmfs"), "1.33.0", strict=True)
 
 
 def test_the_offloaded_job_mounts_through_a_native_sidecar_and_passes_the_schema() -> None:
@@ -165,6 +189,11 @@ def test_the_password_file_of_the_project_wins_over_the_shared_one(tmp_path: Pat
         ({"metadataUrl": "redis://m/1", "home": "../homes/{user}"}, "without '..'"),
         ({"metadataUrl": "redis://m/1", "home": "homes/{username}"}, "placeholders"),
         ({"metadataUrl": "redis://m/1", "credentialsDir": "etc/x"}, "absolute"),
+        ({"metadataUrl": "postgres://m/jfs?password=x"}, "must not hold a password"),
+        ({"metadataUrl": "redis://m/1", "home": "homes:{user}"}, "letters, digits"),
+        ({"metadataUrl": "redis://m/1", "project": "p/{project} x"}, "letters, digits"),
+        ({"metadataUrl": "redis://m/1", "home": "homes/all"}, "must contain {user}"),
+        ({"metadataUrl": "redis://m/1", "project": "projects"}, "must contain {project}"),
     ],
 )
 def test_bad_juicefs_settings_name_the_key(juicefs: dict[str, Any], message: str) -> None:

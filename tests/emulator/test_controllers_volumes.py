@@ -23,6 +23,7 @@ from aiinfn_hub.dev.emulator.controllers.volumes import (
     host_path,
     mounts_below,
     pod_folder,
+    remove_tree,
     reset_pod_volumes,
     sub_path,
     translate,
@@ -532,5 +533,10 @@ def test_resetting_a_pods_volumes_never_deletes_through_a_mount_left_inside(
         assert mounts_below(pod_dir / "volumes") == []
         assert not (pod_dir / "volumes").exists()
         assert (outside / "keep.txt").read_text() == "results"
+        # the same when the whole pod folder goes (the pod is removed)
+        point.mkdir(parents=True)
+        subprocess.run(["mount", "--bind", str(outside), str(point)], check=True)
+        remove_tree(pod_dir)
+        assert not pod_dir.exists() and (outside / "keep.txt").read_text() == "results"
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)

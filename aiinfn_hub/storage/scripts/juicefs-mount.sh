@@ -19,13 +19,21 @@ if [ -s "$secret/meta-password" ]; then
   export META_PASSWORD
 fi
 mounted() { [ "$(stat -c %d "$mnt" 2>/dev/null)" != "$(stat -c %d "$root")" ]; }
-mkdir -p "$mnt"
-mounted && fail "$mnt is already a mount point"
+detach() { fusermount3 -u -z "$mnt" 2>/dev/null || fusermount -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; }
+mkdir -p "$mnt" 2>/dev/null
+# a restart after a crash finds the dead mount of the last run: detach it first
+if mounted; then
+  detach
+  mounted && fail "$mnt is still a mount point and cannot be detached"
+fi
 # shellcheck disable=SC2086
 juicefs mount --no-usage-report ${AIINFN_JUICEFS_OPTIONS:-} "$(cat "$secret/metaurl")" "$mnt" &
 pid=$!
+# unmount (flushing what was written), then end the client: the kubelet's bind mounts of
+# subPaths may keep the FUSE session open after the unmount
 stop() {
-  juicefs umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null || kill "$pid" 2>/dev/null
+  juicefs umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null || detach
+  kill "$pid" 2>/dev/null
   wait "$pid"
 }
 trap 'stop; exit 0' TERM INT
@@ -33,10 +41,14 @@ while ! mounted; do
   kill -0 "$pid" 2>/dev/null || { wait "$pid"; fail "juicefs mount exited with status $? (see the lines above)"; }
   sleep 0.2
 done
-folders=""
-for spec in "$@"; do folders="$folders $mnt/$spec"; done
-# shellcheck disable=SC2086
-if ! sh -c "${AIINFN_FOLDERS_SCRIPT:?}" juicefs-folders $folders; then
+# the folders' specs, each prefixed with the mount point, kept as separate arguments
+count=$#
+while [ "$count" -gt 0 ]; do
+  set -- "$@" "$mnt/$1"
+  shift
+  count=$((count - 1))
+done
+if ! sh -c "${AIINFN_FOLDERS_SCRIPT:?}" juicefs-folders "$@"; then
   stop
   fail "could not lay out the job's folders (see the lines above)"
 fi

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .addresses import PodAddressPool
 from .events import EventRecorder
 from .outcomes import Outcome
 from .pod_worker import NodeContext, PodWorker, log_folder, pod_folder
+from .volumes import remove_tree
 
 PodKey = tuple[str, str]
 VIRTUAL_NODE_TAINT = "virtual-node.interlink/no-schedule"
@@ -193,7 +193,7 @@ class Kubelet:
             pod_folder(self._ctx.state_dir, namespace, name),
             log_folder(self._ctx.state_dir, namespace, name),
         ):
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
 
     def _remove_orphan(self, namespace: str, name: str, uid: str) -> None:
         pod = self._store.get(PODS, namespace, name)

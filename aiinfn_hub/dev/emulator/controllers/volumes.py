@@ -556,29 +556,25 @@ def set_up_volume(
 
 def reset_pod_volumes(pod_dir: Path) -> None:
     """Forget the pod-scoped volumes of an earlier pod of the same name: a new pod starts
-    with empty emptyDirs. A mount left inside them (a FUSE mount of a sidecar that was killed)
-    is detached first and never removed through: that would delete the remote files."""
+    with empty emptyDirs."""
     for name in ("volumes", "volume-subpaths"):
-        folder = pod_dir / name
-        left = mounts_below(folder)
-        for mount in left:
-            for command in (
-                ["fusermount3", "-u", "-z"],
-                ["fusermount", "-u", "-z"],
-                ["umount", "-l"],
-            ):
-                with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    if (
-                        subprocess.run(
-                            [*command, mount], capture_output=True, timeout=10
-                        ).returncode
-                        == 0
-                    ):
-                        break
-        if mounts_below(folder):
-            log.error("not clearing %s: something is still mounted inside it", folder)
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(pod_dir / name)
+
+
+def remove_tree(folder: Path) -> None:
+    """``rm -rf folder``, except through a mount left inside it (a FUSE mount of a sidecar
+    that was killed): those are detached first, and if one stays the folder is kept, since
+    removing through it would delete the files of the file system behind it."""
+    for mount in mounts_below(folder):
+        for command in (["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                done = subprocess.run([*command, mount], capture_output=True, timeout=10)
+                if done.returncode == 0:
+                    break
+    if mounts_below(folder):
+        log.error("not removing %s: something is still mounted inside it", folder)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def mounts_below(folder: Path) -> list[str]:
