@@ -107,7 +107,8 @@ def test_offloaded_jobs_share_a_juicefs_home_instead_of_nfs(
         bob,
         'stat -L -c "home %u:%g %a" "$HOME";'
         ' stat -L -c "project %g %a" "$HOME/projects/lhcb-flashsim";'
-        ' echo "written on the remote site" > "$HOME/from-job.txt"',
+        ' echo "written on the remote site" > "$HOME/from-job.txt";'
+        " env; cat /etc/juicefs/meta-password 2>&1 || true",
     )
     assert first["status"] == "succeeded", first
     assert [p["node"] for p in first["pods"]] == [NAME]  # on the interLink virtual node
@@ -146,3 +147,5 @@ def test_offloaded_jobs_share_a_juicefs_home_instead_of_nfs(
         bob.session.get(f"{hub.url}/services/bunshin/", timeout=30).text,
     ]
     assert all(password not in page for page in seen)
+    # the job's own container saw neither the password nor the Secret (its env is in the log)
+    assert "META_PASSWORD" not in text and "JUICEFS" not in text and "HOME=" in text
