@@ -207,6 +207,7 @@ def sidecar(juicefs: JuiceFS, plan: JuiceFSPlan) -> JSON:
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
+        # FUSE, and Bidirectional propagation (allowed only to privileged containers)
         "securityContext": {"privileged": True},
     }
 
