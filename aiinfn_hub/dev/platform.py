@@ -9,13 +9,16 @@ its environment. State lives in one folder; running again reuses it; Ctrl-C stop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,14 +269,24 @@ class DevPlatform:
         return "\n".join(lines)
 
     def stop(self) -> None:
-        if self.hub is not None:
-            self.hub.stop(grace=20)
-        for part in reversed(self.parts):
-            part.stop()
-        if self.s3 is not None:
-            self.s3.stop()
-        if self.emulator is not None:
-            self.emulator.stop()
+        """Stop the hub, then every part, then the cluster (which ends the pods and their
+        mounts). A second Ctrl-C or SIGTERM meanwhile is ignored and a part that fails to stop
+        does not keep the others running: cutting this short would leave processes and FUSE
+        mounts behind."""
+        with _signals_ignored():
+            steps: list[Any] = []
+            if self.hub is not None:
+                steps.append(lambda: self.hub.stop(grace=20) if self.hub else None)
+            steps += [part.stop for part in reversed(self.parts)]
+            if self.s3 is not None:
+                steps.append(self.s3.stop)
+            if self.emulator is not None:
+                steps.append(self.emulator.stop)
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:  # go on with the rest; say what was left
+                    print(f"aiinfn-hub dev: could not stop a part: {exc}", file=sys.stderr)
 
 
 def _put(url: str, body: bytes) -> None:
@@ -284,6 +297,20 @@ def _put(url: str, body: bytes) -> None:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM in the block (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def run_dev(state_dir: Path, port: int, reset: bool) -> int:

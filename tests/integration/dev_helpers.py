@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,8 +40,12 @@ class Dev:
     def output(self) -> str:
         return self.out.read_text(errors="replace")
 
-    def interrupt(self) -> int:
-        os.killpg(self.process.pid, signal.SIGINT)
+    def interrupt(self, times: int = 1) -> int:
+        """Ctrl-C, ``times`` times half a second apart (an impatient user presses it twice)."""
+        for i in range(times):
+            if i:
+                time.sleep(0.5)
+            os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(60)
 
 
