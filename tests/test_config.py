@@ -91,6 +91,9 @@ def test_the_example_summary() -> None:
         "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
         "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
         "buckets (sidecar)",
+        "jobs: namespace jupyterhub, queue {project}, offloading past "
+        "virtual-node.interlink/no-schedule with JuiceFS for home, project, environments, shared "
+        "and the sites' CVMFS",
     ]
 
 
@@ -101,7 +104,12 @@ def test_a_minimal_configuration_gets_the_documented_defaults() -> None:
     assert config.resources.memory_choices == ["4Gi", "8Gi", "16Gi", "32Gi"]
     assert config.resources.guarantee_fraction == 1.0
     assert config.summary().splitlines()[0] == "accelerators: 0"
-    assert config.summary().splitlines()[-2:] == ["projects: 0", "storage: none"]
+    assert config.summary().splitlines()[-3:] == [
+        "projects: 0",
+        "storage: none",
+        "jobs: namespace jupyterhub, queue {project}, offloading past "
+        "virtual-node.interlink/no-schedule without storage",
+    ]
     model = _load(_with(accelerators=[T4])).accelerators[0]
     assert (model.preference_weight, model.max_per_server, model.tolerations) == (0, 1, [])
 

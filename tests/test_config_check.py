@@ -22,6 +22,9 @@ EXAMPLE_SUMMARY = (
     "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
     "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
     "buckets (sidecar)\n"
+    "jobs: namespace jupyterhub, queue {project}, offloading past "
+    "virtual-node.interlink/no-schedule with JuiceFS for home, project, environments, shared "
+    "and the sites' CVMFS\n"
 )
 IMAGE = {"name": "base", "image": "harbor.example.org/ai/base:1.0", "description": "Base"}
 

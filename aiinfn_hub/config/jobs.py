@@ -201,3 +201,26 @@ class Jobs(ConfigSection):
         "",
         description="Members of this hub group see and cancel every job (as hub admins do).",
     )
+
+    def summary(self) -> str:
+        """One line: where jobs go and what offloading takes along."""
+        parts = [f"namespace {self.namespace}, queue {self.queue_name}"]
+        offload = self.offload
+        if not offload.enabled:
+            parts.append("no offloading")
+        else:
+            taken = []
+            if offload.juicefs is not None:
+                areas = [
+                    name
+                    for name in ("home", "project", "environments", "shared")
+                    if getattr(offload.juicefs, name) is not None
+                ]
+                taken.append(f"JuiceFS for {', '.join(areas) or 'nothing'}")
+            if offload.cvmfs == "site":
+                taken.append("the sites' CVMFS")
+            parts.append(
+                f"offloading past {offload.taint_key}"
+                + (f" with {' and '.join(taken)}" if taken else " without storage")
+            )
+        return ", ".join(parts)

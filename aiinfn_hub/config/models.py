@@ -503,5 +503,6 @@ class PlatformConfig(ConfigSection):
                 f"projects: {len(self.projects)}"
                 + (f" ({', '.join(sorted(self.projects))})" if self.projects else ""),
                 f"storage: {self.storage.summary()}",
+                f"jobs: {self.jobs.summary()}",
             ]
         )
