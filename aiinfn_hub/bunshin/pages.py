@@ -56,6 +56,11 @@ class Page(ApiHandler):
     def prefix(self) -> str:
         return str(self.settings["bunshin_prefix"])
 
+    @property
+    def offload_keeps_storage(self) -> bool:
+        """Offloaded jobs get JuiceFS folders, so the form sends their storage along."""
+        return self.service.config.jobs.offload.juicefs is not None
+
     async def render_page(
         self,
         *,
@@ -84,7 +89,7 @@ class Page(ApiHandler):
             accelerators=spawn_policy.allowed_accelerators(service.config, user),
             can_offload=service.config.jobs.offload.enabled
             and ("custom:bunshin:offload" in self.scopes() or self.is_admin()),
-            offload_juicefs=service.config.jobs.offload.juicefs is not None,
+            offload_juicefs=self.offload_keeps_storage,
             server_running=running,
             xsrf=_text(self.xsrf_token),
             logs=logs,
@@ -116,9 +121,7 @@ class SubmitPage(Page):
     async def post(self) -> None:
         form = self.form()
         try:
-            job = await submit(
-                self, form_to_body(form, self.service.config.jobs.offload.juicefs is not None)
-            )
+            job = await submit(self, form_to_body(form, self.offload_keeps_storage))
         except BunshinError as exc:
             await self.on_error(exc, form)
             return

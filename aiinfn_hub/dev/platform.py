@@ -10,6 +10,7 @@ its environment. State lives in one folder; running again reuses it; Ctrl-C stop
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -276,7 +277,7 @@ class DevPlatform:
         with _signals_ignored():
             steps: list[Any] = []
             if self.hub is not None:
-                steps.append(lambda: self.hub.stop(grace=20) if self.hub else None)
+                steps.append(functools.partial(self.hub.stop, grace=20))
             steps += [part.stop for part in reversed(self.parts)]
             if self.s3 is not None:
                 steps.append(self.s3.stop)
