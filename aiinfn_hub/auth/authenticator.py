@@ -5,6 +5,9 @@ Registered as the ``jupyterhub.authenticators`` entry point ``iam``
 document; tokens stay in encrypted ``auth_state`` and are renewed before they expire; an optional
 RFC 8693 token exchange gives the storage mounts a narrower token. No token, code or client
 secret is ever logged or shown: errors name the step and the provider's error code only.
+
+Each hub user is bound to the IAM identity (issuer + ``sub``) of its first login
+(:mod:`.bindings`); logout revokes the refresh token at the provider and forgets the tokens.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, Set, Unicode, default
 
 from ..config import load_platform_config
-from . import tokens
+from . import bindings, tokens
 from .claims import ClaimError, groups_from_claim, username_from_claims
 from .discovery import DiscoveryError, ProviderEndpoints, discovery_url, parse_discovery
 from .projects import apply_group_properties, project_group_properties
@@ -74,7 +77,15 @@ class IAMCallbackHandler(OAuthCallbackHandler):  # type: ignore[misc]
 
 
 class IAMLogoutHandler(OAuthLogoutHandler):  # type: ignore[misc]
-    """Ends the hub session, then sends the browser to the provider's end-session endpoint."""
+    """Ends the hub session, revokes the user's refresh token at the provider and forgets the
+    tokens, then sends the browser to the provider's end-session endpoint."""
+
+    async def handle_logout(self) -> None:
+        await super().handle_logout()
+        # the hub clears its cached user only after this method: still the one logging out
+        user = self.current_user
+        if user is not None:
+            await self.authenticator.sign_out(user)
 
     async def render_logout_page(self) -> None:
         url = await self.authenticator.end_session_url()
@@ -122,8 +133,36 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         ":",
         config=True,
         help="""Joins the parts of a nested IAM group into one hub group name:
-        `/cms/analysis` becomes `cms:analysis` (and implies `cms`). `/` cannot be used,
-        hub group names appear in REST API paths.""",
+        `/cms/analysis` becomes `cms:analysis`. `/` cannot be used, hub group names appear in
+        REST API paths. Whether `/cms/analysis` also gives `cms` is `subgroups_imply_parent`.""",
+    )
+    subgroups_imply_parent = Bool(
+        False,
+        config=True,
+        help="""Whether membership of a subgroup counts as membership of its parents: with it
+        on, `/cms/analysis` gives both `cms:analysis` and `cms`, so a member of a project's
+        subgroup is a member of the project (its allowances, storage and `allowed_groups`).
+        Off (the default), a user gets exactly the groups IAM lists: INDIGO IAM lists every
+        group a user is in, and a project's group manager may add people to a subgroup
+        without meaning to give them the project. `admin_groups` always match exactly,
+        whatever this setting: `/platform-admins/x` never makes its member a hub admin, only
+        an entry `/platform-admins` does.""",
+    )
+    rebind_users = Set(
+        Unicode(),
+        config=True,
+        help="""Hub usernames whose IAM binding is replaced at their next login. Every hub
+        user is bound to the IAM identity (issuer and `sub` claim) of its first login, kept
+        in the table `aiinfn_iam_bindings` of the hub database; a later login with the same
+        username but another identity (an IAM account deleted and registered again, or
+        another account renamed to that username) is refused with a 403 page telling the user
+        to contact the administrators, and a warning naming the username and both subjects
+        is logged. When the change is legitimate, list the username here and restart the hub:
+        the next login as that user re-binds it (logged as a warning). Remove the name once
+        done: while it is listed, a login with yet another identity would re-bind again.
+        Deleting the hub user does not remove its binding (the person's storage outlives the
+        hub user), and changing `issuer` makes every binding differ: list the users to move.
+        Names are normalized as the hub does (lower case).""",
     )
     token_refresh_margin = Integer(
         120,
@@ -152,8 +191,10 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         help="""Audience of the token given to storage mounts (e.g. `object-store`). When set,
         the hub exchanges the login token (OAuth 2.0 Token Exchange, RFC 8693, supported by
         INDIGO IAM) for a token restricted to this audience and `storage_token_scopes`, and
-        only that narrower token is written to the user's token Secret. Empty: the login
-        access token itself is used.""",
+        only that narrower token is written to the user's token Secret. Default: the
+        platform configuration's `storage.buckets.tokenAudience`. Empty: the login access
+        token itself is used, so the object store receives a token good for everything the
+        login token is (`aiinfn-hub check-config` warns).""",
     )
     storage_token_scopes = List(
         Unicode(),
@@ -202,6 +243,13 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
     def _auth_refresh_age_default(self) -> int:
         return 60
 
+    @default("storage_token_audience")
+    def _storage_token_audience_default(self) -> str:
+        if not self.platform_config_file:
+            return ""
+        buckets = load_platform_config(Path(self.platform_config_file)).storage.buckets
+        return buckets.token_audience if buckets is not None else ""
+
     @default("allowed_groups")
     def _allowed_groups_default(self) -> set[str]:
         """Members of any configured project may log in, unless allowed_groups says otherwise."""
@@ -232,6 +280,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         # user -> fingerprint of the refresh token the provider refused
         self._refused: dict[str, str] = {}
         self._project_groups: dict[str, dict[str, Any]] | None = None
+        self._bindings_table_checked = False  # created in the hub database at first use
         if _in_a_hub(self.parent):
             # before the hub's own auth_state check, so the message says what to do
             self._refuse_bad_config()
@@ -351,7 +400,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         )
         try:
             response = await self.http_client.fetch(request, raise_error=False)
-        except OSError as exc:
+        except (OSError, HTTPClientError) as exc:  # unreachable, or timed out (599)
             self._endpoints = None  # rediscover: the provider may have moved
             self.log.error("%s: token endpoint unreachable: %s", what, exc)
             raise ProviderUnavailable(self.issuer, f"{what} failed") from None
@@ -440,7 +489,10 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         user_info = auth_state.get(self.user_auth_state_key) or {}
         try:
             groups, skipped = groups_from_claim(
-                user_info.get(self.groups_claim), self.subgroup_separator
+                user_info.get(self.groups_claim),
+                self.subgroup_separator,
+                imply_parents=self.subgroups_imply_parent,
+                exact=set(self.admin_groups),
             )
         except ClaimError as exc:
             self.log.warning("Refusing a login: %s", exc)
@@ -453,6 +505,93 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         if await super().check_allowed(username, auth_model):
             return True
         raise _user_error(403, self.custom_403_message)
+
+    # -- binding to the IAM identity ------------------------------------------------------------
+    async def run_post_auth_hook(self, handler: Any, auth_model: dict[str, Any]) -> Any:
+        """After the allow checks (and any configured hook), bind the login to its identity.
+
+        Runs before the hub writes the new ``auth_state``, so the previous login's claims are
+        still readable for users who signed in before bindings were kept.
+        """
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        await self.bind_identity(handler.db, auth_model, handler.find_user)
+        return auth_model
+
+    def _bindings_db(self, db: Any) -> Any:
+        if not self._bindings_table_checked:
+            bindings.ensure_table(db)
+            self._bindings_table_checked = True
+        return db
+
+    async def bind_identity(self, db: Any, auth_model: dict[str, Any], find_user: Any) -> None:
+        """Refuse (403) a login whose IAM identity is not the one the hub user is bound to;
+        record the identity at the first login and when admins asked for a re-binding."""
+        username = auth_model["name"]
+        user_info = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key)
+        subject = bindings.subject_from_user_info(user_info)
+        if subject is None:
+            self.log.warning("Refusing a login as %s: no usable 'sub' claim in userinfo", username)
+            raise _user_error(
+                502,
+                "The identity provider did not say which account you are (no 'sub' claim). "
+                "Try again later; if it persists, tell the platform administrators.",
+            )
+        login = bindings.identity(self.issuer, subject)
+        db = self._bindings_db(db)
+        recorded = bindings.recorded_identity(bindings.find(db, username))
+        if recorded is None:
+            legacy = await self._identity_of_last_login(find_user(username))
+            # read again after the await: a concurrent first login may have bound the name
+            # meanwhile; from here to the commit nothing awaits, so the decision holds
+            recorded = bindings.recorded_identity(bindings.find(db, username)) or legacy
+        rebind = username in {self.normalize_username(name) for name in self.rebind_users}
+        decision = bindings.decide(recorded, login, rebind)
+        if decision is bindings.Decision.REFUSE:
+            assert recorded is not None
+            self.log.warning(
+                "Refusing a login as %s: the hub user is bound to IAM subject %r (issuer %s), "
+                "this login is subject %r (issuer %s). If the IAM account was legitimately "
+                "recreated or renamed, add %r to IAMAuthenticator.rebind_users",
+                username,
+                recorded.subject,
+                recorded.issuer,
+                login.subject,
+                login.issuer,
+                username,
+            )
+            raise _user_error(
+                403,
+                f"The hub account {username!r} belongs to another IAM identity than the one "
+                "you signed in with (your IAM account may have been recreated or renamed). "
+                "Contact the platform administrators: they can move the hub account to your "
+                "IAM account.",
+            )
+        if decision is bindings.Decision.REBIND:
+            assert recorded is not None
+            self.log.warning(
+                "Re-binding %s from IAM subject %r (issuer %s) to %r (issuer %s), as "
+                "IAMAuthenticator.rebind_users asks",
+                username,
+                recorded.subject,
+                recorded.issuer,
+                login.subject,
+                login.issuer,
+            )
+        elif decision is bindings.Decision.BIND:
+            self.log.info("Bound %s to IAM subject %r of %s", username, login.subject, login.issuer)
+        bindings.record(db, username, login)
+
+    async def _identity_of_last_login(self, user: Any) -> bindings.Identity | None:
+        """The identity in an existing user's ``auth_state`` (from before bindings were kept)."""
+        if user is None:
+            return None
+        try:
+            state = await user.get_auth_state()
+        except Exception as exc:  # an unreadable auth_state (e.g. a rotated key) binds anew
+            self.log.warning("auth_state of %s unreadable (%s); binding anew", user.name, exc)
+            return None
+        subject = bindings.subject_from_user_info((state or {}).get(self.user_auth_state_key))
+        return bindings.identity(self.issuer, subject) if subject else None
 
     # -- auth_state ---------------------------------------------------------------------------
     async def build_auth_state_dict(
@@ -509,6 +648,11 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
             state = await user.get_auth_state()
             if not state:
                 return False
+            if bindings.is_signed_out(self._bindings_db(user.db), user.name):
+                if tokens.secret_values(state):
+                    # written back by a renewal that was under way at logout
+                    await user.save_auth_state(tokens.without_tokens(state))
+                return False
             if not tokens.needs_refresh(state, self.token_refresh_margin):
                 return True
             refresh_token = state.get("refresh_token")
@@ -532,14 +676,90 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
             except (web.HTTPError, HTTPClientError) as exc:
                 self.log.info("Renewed tokens of %s are unusable (%s)", user.name, exc)
                 return False
-            if auth_model["name"] != user.name:
+            if auth_model["name"] != user.name or self._subject(
+                auth_model["auth_state"]
+            ) != self._subject(state):
                 self.log.warning("Refresh for %s returned another account", user.name)
                 return False
             await user.save_auth_state(auth_model["auth_state"])
             self.log.info("Renewed the tokens of %s", user.name)
             return auth_model
 
+    def _subject(self, auth_state: dict[str, Any]) -> str | None:
+        return bindings.subject_from_user_info(auth_state.get(self.user_auth_state_key))
+
     # -- logout ---------------------------------------------------------------------------------
+    async def sign_out(self, user: Any) -> None:
+        """Forget the user's tokens, stop their renewals and revoke the refresh token.
+
+        The tokens are dropped under the user's renewal lock (a renewal under way finishes
+        first, and the newest refresh token is the one revoked), and the signed-out mark keeps
+        renewals off until the next login. A running server keeps its token Secret: it works
+        as long as the already-issued token does. A provider that is down or slow never
+        prevents the logout: each request to it gives up after `http_timeout` (logged).
+        """
+        lock = self._refresh_locks.setdefault(user.name, asyncio.Lock())
+        async with lock:
+            try:
+                state = await user.get_auth_state() or {}
+            except Exception as exc:
+                self.log.warning("auth_state of %s unreadable at logout (%s)", user.name, exc)
+                state = {}
+            subject = self._subject(state)
+            current = bindings.identity(self.issuer, subject) if subject else None
+            bindings.mark_signed_out(self._bindings_db(user.db), user.name, current)
+            refresh_token = state.get("refresh_token")
+            if state:
+                await user.save_auth_state(tokens.without_tokens(state))
+        self._refused.pop(user.name, None)
+        self.log.info("Tokens of %s forgotten at logout", user.name)
+        if isinstance(refresh_token, str) and refresh_token:
+            await self._revoke(refresh_token, user.name)
+
+    async def _revoke(self, refresh_token: str, username: str) -> None:
+        """RFC 7009 revocation, client-authenticated as at the token endpoint; never raises."""
+        what = f"revocation of the refresh token of {username}"
+        try:
+            endpoints = await self.endpoints()
+        except web.HTTPError:
+            self.log.warning("%s skipped: the provider is unreachable", what)
+            return
+        if not endpoints.revocation_endpoint:
+            self.log.warning(
+                "%s skipped: the provider has no revocation endpoint; the token stays valid "
+                "until it expires",
+                what,
+            )
+            return
+        params = tokens.revocation_params(refresh_token)
+        if not self.basic_auth:
+            params = {**params, "client_id": self.client_id, "client_secret": self.client_secret}
+        request = HTTPRequest(
+            endpoints.revocation_endpoint,
+            method="POST",
+            headers=self.build_token_info_request_headers(),
+            body=urlencode(params),
+            connect_timeout=self.http_timeout,
+            request_timeout=self.http_timeout,
+            **self._request_kwargs(),
+        )
+        try:
+            response = await asyncio.wait_for(
+                self.http_client.fetch(request, raise_error=False), self.http_timeout + 1
+            )
+        except (OSError, TimeoutError, HTTPClientError) as exc:  # down, refused, timed out
+            self.log.warning("%s failed: %s", what, type(exc).__name__)
+            return
+        if response.code == 200:
+            self.log.info("Revoked the refresh token of %s at the provider", username)
+            return
+        try:
+            body = json.loads(response.body or b"null")
+        except ValueError:
+            body = None
+        error = str(body.get("error"))[:100] if isinstance(body, dict) else ""
+        self.log.warning("%s: the provider answered HTTP %s %s", what, response.code, error)
+
     async def end_session_url(self) -> str:
         """Where to send the browser after the hub's logout ("" for the hub's own page)."""
         if self.logout_redirect_url:

@@ -6,9 +6,13 @@ such as ``["/cms", "/cms/analysis", "/lhcb"]``. The mapping, which admins see in
 - the leading ``/`` is stripped: ``/cms`` is the hub group ``cms`` (a project when the platform
   configuration lists it under ``projects``);
 - a nested path keeps its parents' names joined by the separator (``:`` by default):
-  ``/cms/analysis`` becomes ``cms:analysis``, and membership of a subgroup implies membership of
-  its parents, so it also gives ``cms``. (``/`` cannot be used: hub group names appear in URL
-  paths of the REST API.)
+  ``/cms/analysis`` becomes ``cms:analysis``. (``/`` cannot be used: hub group names appear in
+  URL paths of the REST API.)
+- a group is granted only when the claim lists it. INDIGO IAM lists every group a user is in,
+  and membership of a subgroup is not membership of its parent, so ``/cms/analysis`` alone does
+  not give ``cms``, nor ``/platform-admins/x`` the admin group. Parents are implied only when
+  asked (``imply_parents``, the authenticator's ``subgroups_imply_parent``), and never for the
+  names in ``exact`` (the admin groups), which always need their own entry.
 - path parts must be made of letters, digits, ``.``, ``_`` and ``-``; a group with any other
   part is skipped (and reported), never guessed at.
 """
@@ -46,7 +50,7 @@ def username_from_claims(user_info: Any, claim: str) -> str:
             "Check that your IAM registration is complete, then sign in again; if it "
             "persists, tell the platform administrators."
         )
-    if not isinstance(value, str) or not _USERNAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _USERNAME.fullmatch(value) or ".." in value:
         raise ClaimError(
             f"your IAM username {str(value)[:80]!r} cannot be used on this hub: a username "
             "must be 1-64 letters, digits, '.', '_' or '-', starting and ending with a letter "
@@ -55,8 +59,17 @@ def username_from_claims(user_info: Any, claim: str) -> str:
     return value
 
 
-def groups_from_claim(value: Any, separator: str = ":") -> tuple[set[str], list[str]]:
+def groups_from_claim(
+    value: Any,
+    separator: str = ":",
+    *,
+    imply_parents: bool = False,
+    exact: frozenset[str] | set[str] = frozenset(),
+) -> tuple[set[str], list[str]]:
     """Hub group names from a ``wlcg.groups``-style claim, and the entries that were skipped.
+
+    Each usable entry gives exactly its own group; with ``imply_parents`` also its parents,
+    except those named in ``exact`` (admin groups must be listed themselves, always).
 
     A missing claim means no groups; a claim that is not a list of strings raises
     :class:`ClaimError` (status 502: the provider sent something malformed).
@@ -71,9 +84,11 @@ def groups_from_claim(value: Any, separator: str = ":") -> tuple[set[str], list[
     skipped: list[str] = []
     for entry in entries:
         parts = entry.strip().strip("/").split("/")
-        if not parts or not all(_GROUP_PART.match(part) for part in parts):
+        if not parts or not all(_GROUP_PART.fullmatch(part) for part in parts):
             skipped.append(entry)
             continue
-        for depth in range(1, len(parts) + 1):
-            groups.add(separator.join(parts[:depth]))
+        groups.add(separator.join(parts))
+        if imply_parents:
+            parents = {separator.join(parts[:depth]) for depth in range(1, len(parts))}
+            groups.update(parents - set(exact))
     return groups, skipped

@@ -95,3 +95,19 @@ def secret_values(auth_state: dict[str, Any] | None) -> list[str]:
 def fingerprint(token: str) -> str:
     """A short one-way digest, to recognise a token without keeping it."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+# oauthenticator's keys that hold tokens (token_response is the whole token endpoint answer)
+TOKEN_KEYS = ("access_token", "refresh_token", "id_token", "token_response", "storage_token")
+
+
+def without_tokens(auth_state: dict[str, Any]) -> dict[str, Any]:
+    """``auth_state`` after logout: the claims stay (groups, name), every token goes."""
+    state = {k: v for k, v in auth_state.items() if k not in TOKEN_KEYS}
+    state["expires_at"] = 0
+    return state
+
+
+def revocation_params(refresh_token: str) -> dict[str, str]:
+    """RFC 7009 request revoking a refresh token (and, at IAM, the grant behind it)."""
+    return {"token": refresh_token, "token_type_hint": "refresh_token"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,11 +22,47 @@ class ProcessError(RuntimeError):
     """A child process did not come up; the message names it and the end of its log."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_ports(count: int, host: str = "127.0.0.1", exclude: Sequence[int] = ()) -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` now, none of ``exclude``.
+
+    Between choosing a port and a server binding it, someone else may take it. Two ways that
+    happen are avoided: successive ``bind(0)`` calls can return the same port twice, and a
+    port of the ephemeral range is what every outgoing connection on the machine is given. So
+    ports are drawn at random below the ephemeral range, each checked by binding it, the
+    sockets held open together.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.SystemRandom().shuffle(candidates)
+    ports: list[int] = []
+    with contextlib.ExitStack() as stack:
+        for port in candidates:
+            if len(ports) == count:
+                break
+            if port in exclude:
+                continue
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            ports.append(port)
+    if len(ports) < count:
+        raise RuntimeError(f"no {count} free ports below {low} on {host}")
+    return ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on ``host`` now (see :func:`free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

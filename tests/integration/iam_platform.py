@@ -26,7 +26,7 @@ from aiinfn_hub.dev.emulator.cluster import NodeSpec, load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.node_tools import node_bin
 from aiinfn_hub.dev.oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
-from aiinfn_hub.dev.processes import ManagedProcess, answers, free_port
+from aiinfn_hub.dev.processes import ManagedProcess, answers, free_ports
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NAMESPACE = "jupyterhub"
@@ -44,6 +44,19 @@ DEMO_USERS = [
         "mallory", "mallory-pw", claims={"preferred_username": "mallory", "wlcg.groups": "/cms"}
     ),
     DemoUser("odd", "odd-pw", claims={"preferred_username": "../etc", "wlcg.groups": ["/cms"]}),
+    # another IAM account (its sub is its login name) giving an existing username
+    DemoUser(
+        "alice-again", "again-pw", claims={"preferred_username": "alice", "wlcg.groups": ["/cms"]}
+    ),
+    # an account recreated with admins' consent (the hub lists carol in rebind_users)
+    DemoUser("carol", "carol-pw", ("/cms",)),
+    DemoUser(
+        "carol-new", "carol-new-pw", claims={"preferred_username": "carol", "wlcg.groups": ["/cms"]}
+    ),
+    # only subgroups of the admin group and of a project
+    DemoUser("sub-admin", "sub-admin-pw", ("/platform-admins/ops", "/qml")),
+    DemoUser("cms-sub", "cms-sub-pw", ("/cms/x",)),
+    DemoUser("frank", "frank-pw", ("/cms",)),
 ]
 
 HUB_CONFIG = """
@@ -96,14 +109,17 @@ c.AIInfnSpawner.poll_interval = {poll_interval}
 def provider_settings(
     proxy_port: int, client_secret: str, access_token_ttl: int = 3600
 ) -> ProviderSettings:
-    """Demo users, and the hub (at ``proxy_port``, not started yet) as a confidential client."""
+    """Demo users, and the hub (at ``proxy_port``, not started yet) as a confidential client;
+    the provider's own port is chosen here, distinct from ``proxy_port``."""
     base = f"http://127.0.0.1:{proxy_port}"
     client = OIDCClient(
         CLIENT_ID, client_secret, (f"{base}/hub/oauth_callback",), (f"{base}/hub/login",)
     )
+    (port,) = free_ports(1, exclude=[proxy_port])
     return ProviderSettings(
         users=list(DEMO_USERS),
         clients=[client],
+        port=port,
         access_token_ttl=access_token_ttl,
         exchange_audiences={STORAGE_AUDIENCE: "storage.read:/ storage.modify:/"},
     )
@@ -184,12 +200,13 @@ def start_hub(
     secret_file = state / "client_secret"
     secret_file.write_text(client_secret + "\n")
     api_token = secrets.token_hex(16)
+    hub_port, proxy_api_port = free_ports(2, exclude=[proxy_port, provider.settings.port])
     config = state / "jupyterhub_config.py"
     config.write_text(
         HUB_CONFIG.format(
             proxy_port=proxy_port,
-            hub_port=free_port(),
-            proxy_api_port=free_port(),
+            hub_port=hub_port,
+            proxy_api_port=proxy_api_port,
             chp=str(node_bin("configurable-http-proxy")),
             state=state,
             platform=str(platform or platform_without_storage(state)),
@@ -405,7 +422,7 @@ def running_platform(
     cluster = load_cluster_file(EXAMPLES / "cluster.yaml")
     cluster = cluster.model_copy(update={"nodes": [*cluster.nodes, *extra_nodes]})
     emulator = Emulator(cluster, state_dir=state / "emulator", run_processes=True).start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    (proxy_port,), client_secret = free_ports(1), secrets.token_urlsafe(24)
     provider = LocalOIDCProvider(
         provider_settings(proxy_port, client_secret, access_token_ttl), state / "oidc"
     ).start()

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from iam_platform import (
+    CLIENT_ID,
     EXAMPLES,
     NAMESPACE,
     STORAGE_AUDIENCE,
     Hub,
+    free_ports,
     provider_settings,
     running_platform,
     sign_in,
@@ -28,14 +31,16 @@ from iam_platform import (
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.oidc import LocalOIDCProvider
-from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_platform(tmp_path_factory.mktemp("iam")) as running:
+    with running_platform(
+        tmp_path_factory.mktemp("iam"),
+        extra_config=lambda _emulator, _platform: 'c.IAMAuthenticator.rebind_users = {"carol"}\n',
+    ) as running:
         yield running
 
 
@@ -58,6 +63,45 @@ def test_admin_group_members_are_hub_admins(hub: Hub) -> None:
     assert page.status_code == 200
     model = hub.admin_get("/users/root-admin")
     assert model["admin"] is True and model["groups"] == ["platform-admins"]
+
+
+def test_subgroups_grant_only_themselves(hub: Hub) -> None:
+    """/platform-admins/ops is not the admin group; /cms/x alone is not the cms project."""
+    _, page = sign_in(hub, "sub-admin", "sub-admin-pw")
+    assert page.status_code == 200  # as a member of qml
+    model = hub.admin_get("/users/sub-admin")
+    assert model["admin"] is False
+    assert sorted(model["groups"]) == ["platform-admins:ops", "qml"]
+    _, page = sign_in(hub, "cms-sub", "cms-sub-pw")
+    assert page.status_code == 403
+    assert "not in a research project enabled on this hub" in page.text
+    assert hub.admin("GET", "/users/cms-sub").status_code == 404
+
+
+def test_a_username_stays_with_the_iam_identity_that_first_used_it(hub: Hub) -> None:
+    """Another IAM account whose preferred_username is alice is refused, with a page for the
+    user and a log line for admins; alice herself still signs in."""
+    sign_in(hub, "alice", "alice-pw")
+    _, page = sign_in(hub, "alice-again", "again-pw")
+    assert page.status_code == 403, page.text[:1000]
+    assert "belongs to another IAM identity" in page.text
+    assert "Contact the platform administrators" in page.text
+    assert (
+        "Refusing a login as alice: the hub user is bound to IAM subject 'alice' "
+        f"(issuer {hub.provider.issuer}), this login is subject 'alice-again'"
+    ) in hub.log()
+    assert hub.admin_get("/users/alice")["auth_state"]["oauth_user"]["sub"] == "alice"
+    _, page = sign_in(hub, "alice", "alice-pw")
+    assert page.status_code == 200
+
+
+def test_admins_rebind_a_recreated_account_with_rebind_users(hub: Hub) -> None:
+    _, page = sign_in(hub, "carol", "carol-pw")
+    assert page.status_code == 200
+    _, page = sign_in(hub, "carol-new", "carol-new-pw")
+    assert page.status_code == 200, page.text[:1000]
+    assert hub.auth_state("carol")["oauth_user"]["sub"] == "carol-new"
+    assert "Re-binding carol from IAM subject 'carol'" in hub.log()
 
 
 def test_projects_are_groups_with_their_settings_as_properties(hub: Hub) -> None:
@@ -120,6 +164,7 @@ def test_missing_or_malformed_claims_give_clear_error_pages(
 
 def test_logout_ends_the_hub_session_and_goes_to_the_provider(hub: Hub) -> None:
     session, _ = sign_in(hub, "bob", "bob-pw")
+    refresh_token = hub.auth_state("bob")["refresh_token"]
     response = session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=30)
     assert response.status_code == 302
     location = response.headers["location"]
@@ -129,6 +174,16 @@ def test_logout_ends_the_hub_session_and_goes_to_the_provider(hub: Hub) -> None:
     # the hub session is over
     home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
     assert home.status_code == 302 and "/hub/login" in home.headers["location"]
+    # the tokens are forgotten, and the provider refuses the refresh token
+    assert hub.auth_state("bob").get("refresh_token") is None
+    refused = requests.post(
+        hub.provider.discovery()["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(CLIENT_ID, hub.client_secret),
+        timeout=30,
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert "Revoked the refresh token of bob at the provider" in hub.log()
 
 
 def test_spawn_writes_the_storage_token_secret_and_stop_deletes_it(hub: Hub) -> None:
@@ -164,7 +219,7 @@ def test_hub_refuses_to_start_without_a_crypt_key(tmp_path: Path) -> None:
     emulator = Emulator(
         load_cluster_file(EXAMPLES / "cluster.yaml"), state_dir=tmp_path / "emulator"
     ).start()
-    proxy_port, client_secret = free_port(), secrets.token_urlsafe(24)
+    (proxy_port,), client_secret = free_ports(1), secrets.token_urlsafe(24)
     provider = LocalOIDCProvider(provider_settings(proxy_port, client_secret), tmp_path / "oidc")
     try:
         hub = start_hub(
