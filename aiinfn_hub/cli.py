@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve the Kubernetes API emulator",
         description="Serve an emulated Kubernetes cluster (REST API, scheduler, kubelet, Job "
-        "controller) on 127.0.0.1, and write a kubeconfig pointing at it. Stop with Ctrl-C.",
+        "controller) on 127.0.0.1 over HTTPS, and write a kubeconfig pointing at it, with the "
+        "bearer token every request must carry and the CA to trust (both new at each start). "
+        "Stop with Ctrl-C.",
     )
     emu.add_argument(
         "--port",
@@ -66,7 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_EMULATOR_PORT,
         help=f"TCP port to listen on (default {DEFAULT_EMULATOR_PORT}; 0 picks a free one)",
     )
-    emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emu.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); only a loopback address (127.0.0.0/8, "
+        "::1, localhost) unless --insecure-listen",
+    )
+    emu.add_argument(
+        "--insecure-listen",
+        action="store_true",
+        help="allow a --host other machines can reach (e.g. 0.0.0.0): anyone holding the "
+        "kubeconfig's token can then create pods, which run commands on this machine with "
+        "--run-processes; the certificate names localhost, 127.0.0.1, ::1, --host and, for "
+        "0.0.0.0, this machine's host name",
+    )
     emu.add_argument(
         "--cluster",
         type=Path,
@@ -86,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--run-processes",
         action="store_true",
-        help="run every pod's container command as a local process (default: simulate)",
+        help="run every pod's container command as a local process (default: simulate, and "
+        "pods annotated emulator.aiinfn.dev/outcome=process are simulated too)",
     )
     emu.add_argument(
         "--no-validate",
@@ -138,8 +154,17 @@ def _render_kueue(path: Path) -> int:
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    from .dev.emulator.access import is_loopback_host
     from .dev.emulator.cluster import ClusterSpec, load_cluster_file
     from .dev.emulator.runtime import Emulator
+
+    if not args.insecure_listen and not is_loopback_host(args.host):
+        print(
+            f"aiinfn-hub emulator: refusing to listen on {args.host!r}, not a loopback address "
+            "(the API runs pods; pass --insecure-listen to expose it anyway)",
+            file=sys.stderr,
+        )
+        return 2
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -156,6 +181,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         port=args.port,
         state_dir=args.state_dir,
         run_processes=args.run_processes,
+        insecure_listen=args.insecure_listen,
         validate=not args.no_validate,
     )
 

@@ -90,7 +90,12 @@ async def bench_list(emu: Emulator, rounds: int) -> tuple[float, float, int]:
     count = 0
     for _ in range(rounds):
         t0 = time.perf_counter()
-        resp = await http.fetch(f"{emu.url}/api/v1/pods", request_timeout=120)
+        resp = await http.fetch(
+            f"{emu.url}/api/v1/pods",
+            headers=emu.auth_headers,
+            ssl_options=emu.access.ssl_context(),
+            request_timeout=120,
+        )
         count = len(json.loads(resp.body)["items"])
         raw.append(time.perf_counter() - t0)
         t0 = time.perf_counter()

@@ -15,6 +15,7 @@ import pytest
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec, load_cluster_file
 
 if TYPE_CHECKING:
+    from aiinfn_hub.dev.emulator.access import ApiAccess
     from aiinfn_hub.dev.emulator.runtime import Emulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -66,10 +67,13 @@ async def kube_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Async
 
 
 class RawClient:
-    """Plain HTTP to the emulator, to check the exact JSON and status codes it answers."""
+    """Plain HTTP to the emulator, to check the exact JSON and status codes it answers; it
+    sends the emulator's bearer token with every request and trusts the emulator's CA."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(self, access: ApiAccess) -> None:
+        self.base_url = access.url
+        self.auth_headers = access.headers
+        self.context = access.ssl_context()
 
     def request(
         self,
@@ -81,12 +85,14 @@ class RawClient:
     ) -> tuple[int, Any, dict[str, str]]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        for key, value in self.auth_headers.items():
+            req.add_header(key, value)
         if data is not None:
             req.add_header("Content-Type", content_type)
         for key, value in (headers or {}).items():
             req.add_header(key, value)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.context) as resp:
                 text = resp.read().decode()
                 status, hdrs = resp.status, dict(resp.headers)
         except urllib.error.HTTPError as exc:
@@ -105,13 +111,14 @@ class RawClient:
 
     def watch_lines(self, path: str, timeout: float = 10) -> list[dict[str, Any]]:
         """Read a watch stream to its end (use ``timeoutSeconds`` in ``path``)."""
-        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
+        req = urllib.request.Request(self.base_url + path, headers=self.auth_headers)
+        with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line]
 
 
 @pytest.fixture
 def raw(emulator: Emulator) -> RawClient:
-    return RawClient(emulator.url)
+    return RawClient(emulator.access)
 
 
 def wait_until(predicate: Any, timeout: float = 10, what: str = "condition") -> Any:

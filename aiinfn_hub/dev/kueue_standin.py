@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .emulator.access import ApiAccess
+
 log = logging.getLogger("kueue-standin")
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
@@ -24,11 +26,14 @@ API = "/apis/kueue.x-k8s.io/v1beta2"
 
 
 class KueueStandIn:
-    """Polls the API server (``base_url``) every ``interval`` seconds on its own thread."""
+    """Polls the emulator's API (``api``: its URL, token and CA, ``Emulator.access``) every
+    ``interval`` seconds on its own thread."""
 
-    def __init__(self, base_url: str, interval: float = 1.0) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, api: ApiAccess, interval: float = 1.0) -> None:
+        self.base_url = api.url.rstrip("/")
         self.interval = interval
+        self._headers = api.headers
+        self._context = api.ssl_context()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kueue-standin", daemon=True)
 
@@ -43,10 +48,12 @@ class KueueStandIn:
     def _call(self, method: str, path: str, body: Any = None, patch: bool = False) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
+        for key, value in self._headers.items():
+            request.add_header(key, value)
         if data is not None:
             kind = "application/merge-patch+json" if patch else "application/json"
             request.add_header("Content-Type", kind)
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._context) as response:
             return json.loads(response.read() or b"null")
 
     def _run(self) -> None:

@@ -2,9 +2,11 @@
 
 ``ApiServer`` is a ``Store``, ``Faults`` and ``make_app`` listening on 127.0.0.1 port 0, with
 the ``default`` and ``kube-system`` namespaces and two Ready nodes created straight in the
-store. Clients: raw HTTP (``request``/``watch``), kubernetes_asyncio (``kube_client``), the sync
-``kubernetes`` client (``sync_client``, run it in a thread) and kubectl (``kubectl``). Test
-modules define their fixtures from ``running_api`` (as the controller tests do).
+store. It speaks HTTPS with a CA of its own, like the emulator; every client trusts that CA and
+sends the bearer token (``auth=False`` leaves it out of a raw request). Clients: raw HTTP
+(``request``/``watch``), kubernetes_asyncio (``kube_client``), the sync ``kubernetes`` client
+(``sync_client``, run it in a thread) and kubectl (``kubectl``). Test modules define their
+fixtures from ``running_api`` (as the controller tests do).
 
 Nothing here sleeps blindly: ``wait_for`` polls a condition with a deadline.
 """
@@ -26,11 +28,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from aiinfn_hub.dev.emulator.access import ApiAccess, new_token
 from aiinfn_hub.dev.emulator.api.app import make_app
 from aiinfn_hub.dev.emulator.api.faults import Faults
 from aiinfn_hub.dev.emulator.kubeconfig import write_kubeconfig
 from aiinfn_hub.dev.emulator.resources import NAMESPACES, NODES, SERVICEACCOUNTS
 from aiinfn_hub.dev.emulator.store import Store
+from aiinfn_hub.dev.emulator.tls import make_serving_certificate, serving_hosts
 
 JSON = dict[str, Any]
 NS = "/api/v1/namespaces/default"
@@ -93,13 +97,35 @@ class WatchReader:
 class ApiServer:
     """The API server under test and the clients pointed at it."""
 
-    def __init__(self, store: Store, faults: Faults, server: HTTPServer, port: int) -> None:
+    def __init__(
+        self, store: Store, faults: Faults, server: HTTPServer, port: int, access: ApiAccess
+    ) -> None:
         self.store = store
         self.faults = faults
         self.server = server
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.access = access
+        self.token = access.token
+        self.url = access.url
+        self.ssl_context = access.ssl_context()
         self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return self.access.headers
+
+    def kubectl_flags(self, home: Path) -> list[str]:
+        """kubectl's flags to reach this server: ``--server``, the token and the CA file."""
+        ca_file = home / "emulator-ca.crt"
+        ca_file.write_bytes(self.access.ca_pem)
+        return [
+            "--server",
+            self.url,
+            "--token",
+            self.token,
+            "--certificate-authority",
+            str(ca_file),
+        ]
 
     async def request(
         self,
@@ -110,12 +136,18 @@ class ApiServer:
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
         timeout: float = 30,
+        auth: bool = True,
     ) -> Response:
-        """One request; JSON bodies are encoded, JSON answers decoded."""
+        """One request (with the token unless ``auth=False``, or ``headers`` give another
+        ``Authorization``); JSON bodies are encoded, JSON answers decoded."""
         data: bytes | None = None
         if body is not None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        all_headers = {"Content-Type": content_type, **(headers or {})}
+        all_headers = {
+            "Content-Type": content_type,
+            **(self.auth_headers if auth else {}),
+            **(headers or {}),
+        }
         if method in ("POST", "PUT", "PATCH") and data is None:
             data = b""
         req = HTTPRequest(
@@ -125,6 +157,7 @@ class ApiServer:
             headers=all_headers,
             request_timeout=timeout,
             allow_nonstandard_methods=True,
+            ssl_options=self.ssl_context,
         )
         try:
             resp = await self.http.fetch(req, raise_error=False)
@@ -182,7 +215,8 @@ class ApiServer:
             self.url + path,
             streaming_callback=on_chunk,
             request_timeout=timeout,
-            headers=headers or {},
+            headers={**self.auth_headers, **(headers or {})},
+            ssl_options=self.ssl_context,
         )
         done = asyncio.ensure_future(self.http.fetch(req, raise_error=False))
 
@@ -199,7 +233,9 @@ class ApiServer:
         await wait_for(lambda: len(self.store.open_watchers()) >= count, timeout, "open watches")
 
     def kubeconfig(self, directory: Path) -> Path:
-        return write_kubeconfig(directory / "kubeconfig", self.url)
+        return write_kubeconfig(
+            directory / "kubeconfig", self.url, token=self.token, ca_pem=self.access.ca_pem
+        )
 
     async def kubectl(
         self, home: Path, *args: str, stdin: str | None = None
@@ -211,8 +247,7 @@ class ApiServer:
         assert KUBECTL is not None
         proc = await asyncio.create_subprocess_exec(
             KUBECTL,
-            "--server",
-            self.url,
+            *self.kubectl_flags(home),
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -362,10 +397,14 @@ async def start_api(*, validate: bool = True, history_size: int = 20000) -> ApiS
     """Start the API on the running loop with two namespaces and two nodes."""
     store = Store(history_size=history_size)
     faults = Faults()
-    app = make_app(store, faults, validate=validate)
+    token = new_token()
+    certificate = make_serving_certificate(serving_hosts("127.0.0.1"))
+    app = make_app(store, faults, token=token, validate=validate)
     sockets = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(app)
+    server = HTTPServer(app, ssl_options=certificate.server_context())
     server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    access = ApiAccess(f"https://127.0.0.1:{port}", token, certificate.ca_pem)
     for ns in ("default", "kube-system"):
         store.create(
             NAMESPACES,
@@ -378,7 +417,7 @@ async def start_api(*, validate: bool = True, history_size: int = 20000) -> ApiS
         store.create(SERVICEACCOUNTS, {"metadata": {"name": "default", "namespace": ns}})
     store.create(NODES, node_object("node-a"))
     store.create(NODES, node_object("node-b", gpus=4))
-    return ApiServer(store, faults, server, sockets[0].getsockname()[1])
+    return ApiServer(store, faults, server, port, access)
 
 
 @contextlib.asynccontextmanager

@@ -169,8 +169,7 @@ async def test_get_watch_prints_table_rows_as_events_arrive(api: ApiServer, tmp_
     assert KUBECTL is not None
     proc = await asyncio.create_subprocess_exec(
         KUBECTL,
-        "--server",
-        api.url,
+        *api.kubectl_flags(tmp_path),
         "get",
         "pods",
         "--watch",

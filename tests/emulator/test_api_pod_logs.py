@@ -72,6 +72,8 @@ async def test_follow_streams_until_the_pod_finishes(api: ApiServer) -> None:
     chunks: list[bytes] = []
     request = HTTPRequest(
         f"{api.url}{NS}/pods/one/log?follow=true",
+        headers=api.auth_headers,
+        ssl_options=api.ssl_context,
         streaming_callback=chunks.append,
         request_timeout=10,
     )

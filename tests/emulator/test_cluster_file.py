@@ -68,9 +68,36 @@ def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path) -> None:
 
 
 def test_kubeconfig_is_private_and_points_at_the_url(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:1234", namespace="hub")
+    path = write_kubeconfig(
+        tmp_path / "kc", "https://127.0.0.1:1234", namespace="hub", token="t", ca_pem=b"PEM"
+    )
     doc = yaml.safe_load(path.read_text())
-    assert doc["clusters"][0]["cluster"]["server"] == "http://127.0.0.1:1234"
+    assert doc["clusters"][0]["cluster"] == {
+        "server": "https://127.0.0.1:1234",
+        "certificate-authority-data": "UEVN",
+    }
     assert doc["contexts"][0]["context"]["namespace"] == "hub"
     assert doc["current-context"] == doc["contexts"][0]["name"]
+    assert doc["users"][0]["user"] == {"token": "t"}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_kubeconfig_replaces_a_readable_file_or_a_symlink_without_writing_through(
+    tmp_path: Path,
+) -> None:
+    # an old kubeconfig others can read, then a symlink planted where the next one goes:
+    # the token must reach neither a readable file nor the link's target
+    path = tmp_path / "kc"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_kubeconfig(path, "https://127.0.0.1:1", token="secret-1", ca_pem=b"")
+    assert path.stat().st_mode & 0o777 == 0o600
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    elsewhere.chmod(0o644)
+    path.unlink()
+    path.symlink_to(elsewhere)
+    write_kubeconfig(path, "https://127.0.0.1:1", token="secret-2", ca_pem=b"")
+    assert not path.is_symlink() and "secret-2" in path.read_text()
+    assert elsewhere.read_text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "kc"]

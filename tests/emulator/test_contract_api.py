@@ -256,7 +256,7 @@ def test_watch_from_a_resource_version_sends_only_newer_events(raw: RawClient) -
 
 def test_watch_from_a_compacted_version_gets_410_as_an_error_event(tmp_path: Any) -> None:
     with Emulator(ClusterSpec(), state_dir=tmp_path, history_size=4) as emu:
-        raw = RawClient(emu.url)
+        raw = RawClient(emu.access)
         _, first, _ = raw.post(f"{NS}/configmaps", _cm("a"))
         for i in range(6):
             raw.post(f"{NS}/configmaps", _cm(f"b{i}"))
@@ -577,6 +577,10 @@ def test_table_output_for_kubectl(raw: RawClient) -> None:
 
 
 def test_healthz(emulator: Emulator) -> None:
-    with urllib.request.urlopen(emulator.url + "/healthz") as resp:
-        assert resp.read() == b"ok"
-    assert json.loads(urllib.request.urlopen(emulator.url + "/api").read())["kind"] == "APIVersions"
+    def get(path: str) -> bytes:
+        request = urllib.request.Request(emulator.url + path, headers=emulator.auth_headers)
+        with urllib.request.urlopen(request, context=emulator.access.ssl_context()) as resp:
+            return bytes(resp.read())
+
+    assert get("/healthz") == b"ok"
+    assert json.loads(get("/api"))["kind"] == "APIVersions"

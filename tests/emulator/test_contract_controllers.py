@@ -7,12 +7,15 @@ The cluster is examples/cluster.yaml: server-1 (4x T4), server-2 (2x RTX 5000), 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import RawClient, wait_until
 from kubernetes_asyncio.client import ApiClient
 
+from aiinfn_hub.dev.emulator.cluster import ClusterSpec
 from aiinfn_hub.dev.emulator.controllers.scheduling import (
     filter_reasons,
     pod_requests,
@@ -301,9 +304,48 @@ def test_outcome_annotations_and_restart_policy(raw: RawClient, emulator: Emulat
     )
 
 
-def test_local_processes_get_their_own_ip_env_and_graceful_stop(
-    raw: RawClient, emulator: Emulator
+@pytest.fixture
+def annotated_raw(example_cluster: ClusterSpec, tmp_path: Path) -> Iterator[RawClient]:
+    """An emulator that runs the pods annotated ``outcome: process`` as local processes."""
+    emu = Emulator(
+        example_cluster, state_dir=tmp_path / "annotated", run_annotated_processes=True
+    ).start()
+    try:
+        yield RawClient(emu.access)
+    finally:
+        emu.stop()
+
+
+def _marker_pod(name: str, marker: Path) -> dict[str, Any]:
+    """A pod annotated to run as a local process whose command creates ``marker``."""
+    pod = _pod(name, restartPolicy="Never")
+    pod["metadata"]["annotations"] = {"emulator.aiinfn.dev/outcome": "process"}
+    script = f"open({str(marker)!r}, 'w').close()\nimport time\ntime.sleep(60)\n"
+    pod["spec"]["containers"][0]["command"] = [sys.executable, "-c", script]
+    return pod
+
+
+def test_the_process_annotation_runs_nothing_outside_process_mode(
+    raw: RawClient, emulator: Emulator, annotated_raw: RawClient, tmp_path: Path
 ) -> None:
+    # whoever may create pods must not run commands on this machine through an emulator
+    # started to simulate them: the pod runs, simulated, and its command never does
+    marker = tmp_path / "ran"
+    raw.post(f"{NS}/pods", _marker_pod("sneaky", marker))
+    wait_until(lambda: _get(raw, "sneaky")["status"]["phase"] == "Running", what="Running")
+    log = str(raw.get(f"{NS}/pods/sneaky/log")[1])
+    assert "simulated container main started" in log
+    assert emulator.call(lambda: emulator.controllers.kubelet.local_pids()) == {}
+    assert not marker.exists()
+    # the same pod in (annotated) process mode does run it: the check above would see it
+    annotated_raw.post(f"{NS}/pods", _marker_pod("sneaky", marker))
+    wait_until(marker.exists, what="the process of the annotated pod")
+
+
+def test_local_processes_get_their_own_ip_env_and_graceful_stop(
+    annotated_raw: RawClient,
+) -> None:
+    raw = annotated_raw
     script = (
         "import os, signal, sys, time\n"
         "print('ip', os.environ['POD_IP'], 'name', os.environ['NAME'], flush=True)\n"
@@ -331,7 +373,10 @@ def test_local_processes_get_their_own_ip_env_and_graceful_stop(
     wait_until(lambda: raw.get(f"{NS}/pods/proc")[0] == 404, what="graceful stop")
 
 
-def test_processes_that_ignore_sigterm_are_killed_after_the_grace_period(raw: RawClient) -> None:
+def test_processes_that_ignore_sigterm_are_killed_after_the_grace_period(
+    annotated_raw: RawClient,
+) -> None:
+    raw = annotated_raw
     script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n"
     pod = _pod("stubborn", restartPolicy="Never", terminationGracePeriodSeconds=1)
     pod["metadata"]["annotations"] = {"emulator.aiinfn.dev/outcome": "process"}

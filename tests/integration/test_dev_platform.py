@@ -161,6 +161,60 @@ def test_the_hub_config_stops_with_the_path_of_a_bad_key(tmp_path: Path) -> None
     assert done.returncode != 0 and "set AIINFN_IAM_ISSUER" in done.stderr
 
 
+def _bind_mount(source: Path, point: Path) -> None:
+    """``mount --bind`` (a stand-in for a FUSE mount a killed sidecar left), or skip."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    done = subprocess.run(
+        ["mount", "--bind", str(source), str(point)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"mounting is not permitted here: {done.stderr.strip()}")
+
+
+def test_reset_never_deletes_through_a_mount_left_in_the_state(tmp_path: Path) -> None:
+    import socket
+
+    from aiinfn_hub.dev.emulator.controllers.volumes import mounts_below
+    from aiinfn_hub.dev.platform import DevError, DevPlatform
+
+    # a bucket's files behind a mount that a run stopped with kill -9 left in a pod's folder
+    bucket = tmp_path / "remote-bucket"
+    bucket.mkdir()
+    (bucket / "results.root").write_text("a year of analysis")
+    state = tmp_path / "state"
+    point = state / "emulator" / "pods" / "jupyterhub_jupyter-alice" / "volumes" / "bucket"
+    point.mkdir(parents=True)
+    (state / "hub.sqlite").write_text("old")
+    _bind_mount(bucket, point)
+    try:
+        with socket.socket() as busy:  # the start stops at the port check, after the reset
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            platform = DevPlatform(state_dir=state, port=busy.getsockname()[1], reset=True)
+            with pytest.raises(DevError, match="is busy"):
+                platform.start()
+        assert mounts_below(state) == []
+        assert list(state.iterdir()) == []  # wiped (and made again, empty)
+        assert (bucket / "results.root").read_text() == "a year of analysis"
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+
+
+def test_reset_refuses_a_state_path_that_is_not_a_folder(tmp_path: Path) -> None:
+    from aiinfn_hub.dev.platform import DevError, wipe_state_dir
+
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("x")
+    link = tmp_path / "state"
+    link.symlink_to(elsewhere)
+    with pytest.raises(DevError, match="is not a folder"):
+        wipe_state_dir(link)
+    assert (elsewhere / "keep").exists()
+    wipe_state_dir(tmp_path / "absent")  # nothing to wipe is fine
+
+
 def test_a_missing_node_tool_is_one_clear_line(tmp_path: Path) -> None:
     done = run_dev_once(tmp_path, free_port(), AIINFN_NODE_MODULES=str(tmp_path / "empty"))
     assert done.returncode == 1

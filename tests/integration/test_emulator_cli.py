@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KUBECTL = shutil.which("kubectl")
@@ -52,7 +57,7 @@ def emulator_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         if not line:
             break
         lines.append(line)
-        if m := re.search(r"serving on (http://\S+)", line):
+        if m := re.search(r"serving on (https://\S+)", line):
             url = m.group(1)
         if m := re.search(r"export KUBECONFIG=(\S+)", line):
             kubeconfig = Path(m.group(1))
@@ -100,6 +105,47 @@ def test_kubeconfig_points_at_the_emulator(emulator_process: tuple[str, Path]) -
     text = kubeconfig.read_text()
     assert f"server: {url}" in text
     assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+
+
+def test_only_the_kubeconfigs_token_opens_the_api(emulator_process: tuple[str, Path]) -> None:
+    url, kubeconfig = emulator_process
+    doc = yaml.safe_load(kubeconfig.read_text())
+    token = doc["users"][0]["user"]["token"]
+    ca = base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"])
+    context = ssl.create_default_context(cadata=ca.decode())
+
+    def get(headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(f"{url}/api/v1/pods", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    assert get({"Authorization": f"Bearer {token}"})[0] == 200
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        code, body = get(headers)
+        assert code == 401 and json.loads(body)["reason"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])
+def test_a_host_others_can_reach_is_refused_in_one_line(tmp_path: Path, host: str) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "aiinfn_hub.cli", "emulator", "--port", "0"),
+            *("--host", host, "--state-dir", str(tmp_path / "state")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"aiinfn-hub emulator: refusing to listen on {host!r}, not a loopback address "
+        "(the API runs pods; pass --insecure-listen to expose it anyway)"
+    )
+    assert not (tmp_path / "state").exists()  # nothing was started or written
 
 
 @needs_kubectl

@@ -40,8 +40,11 @@ async def test_suspended_jobs_are_admitted_once_and_cancelled_ones_never(
 ) -> None:
     base = f"{emulator.url}/apis/batch/v1/namespaces/{NS}/jobs"
     for body in (job("first"), job("cancelled", {"aiinfn.infn.it/cancelled": "alice"})):
-        assert requests.post(base, json=body, timeout=10).status_code == 201
-    standin = KueueStandIn(emulator.url)
+        created = requests.post(
+            base, json=body, headers=emulator.auth_headers, verify=emulator.ca_file, timeout=10
+        )
+        assert created.status_code == 201
+    standin = KueueStandIn(emulator.access)
     assert standin.admit_pending() == ["first"]
     assert standin.admit_pending() == []  # its Workload exists now
     jobs = {j["metadata"]["name"]: j for j in emulator.objects("Job", NS)}
@@ -57,4 +60,4 @@ async def test_suspended_jobs_are_admitted_once_and_cancelled_ones_never(
         status = next(j for j in emulator.objects("Job", NS) if j["metadata"]["name"] == "first")
         return bool((status.get("status") or {}).get("succeeded"))
 
-    await until(done, timeout=20)
+    await until(done)

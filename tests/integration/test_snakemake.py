@@ -146,7 +146,7 @@ def terminal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
         platform=lambda folder: platform_with_storage(folder / "config", storage()),
         extra_config=bunshin_config,
     ) as hub:
-        kueue = KueueStandIn(hub.emulator.url, interval=0.3).start()
+        kueue = KueueStandIn(hub.emulator.access, interval=0.3).start()
         try:
             wait_for_bunshin(hub)
             yield alice_terminal(hub)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -10,15 +13,22 @@ import yaml
 CONTEXT_NAME = "aiinfn-emulator"
 
 
-def kubeconfig_document(server_url: str, namespace: str = "default") -> dict[str, object]:
-    """A kubeconfig with one cluster/context/user for ``server_url`` (plain HTTP, no auth)."""
+def kubeconfig_document(
+    server_url: str, namespace: str = "default", *, token: str, ca_pem: bytes
+) -> dict[str, object]:
+    """A kubeconfig with one cluster/context/user for ``server_url`` (HTTPS, trusting the
+    emulator's own CA ``ca_pem``); the user carries the emulator's bearer token, which every
+    request must send."""
+    cluster = {
+        "server": server_url,
+        "certificate-authority-data": base64.b64encode(ca_pem).decode("ascii"),
+    }
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": server_url}}],
-        # the emulator authenticates nobody; an empty user keeps every client happy
-        "users": [{"name": CONTEXT_NAME, "user": {}}],
+        "clusters": [{"name": CONTEXT_NAME, "cluster": cluster}],
+        "users": [{"name": CONTEXT_NAME, "user": {"token": token}}],
         "contexts": [
             {
                 "name": CONTEXT_NAME,
@@ -29,12 +39,26 @@ def kubeconfig_document(server_url: str, namespace: str = "default") -> dict[str
     }
 
 
-def write_kubeconfig(path: str | Path, server_url: str, namespace: str = "default") -> Path:
-    """Write the kubeconfig (mode 0600, like kubectl does) and return its path."""
+def write_kubeconfig(
+    path: str | Path, server_url: str, namespace: str = "default", *, token: str, ca_pem: bytes
+) -> Path:
+    """Write the kubeconfig and return its path.
+
+    It holds the token that lets its reader run commands through the emulator, so it is
+    written to a new file of mode 0600 (like kubectl's) that then replaces ``path``: an
+    existing file readable by others, or a symlink placed there, never receives it.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(kubeconfig_document(server_url, namespace), sort_keys=False)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    document = kubeconfig_document(server_url, namespace, token=token, ca_pem=ca_pem)
+    text = yaml.safe_dump(document, sort_keys=False)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return target

@@ -2,6 +2,12 @@
 
 Tests run it in-process on port 0 on its own thread and event loop, so that a JupyterHub under
 test (whose shutdown cancels every task on *its* loop) cannot cancel the cluster it talks to.
+
+Its API listens on a loopback address only (unless ``insecure_listen``), speaks HTTPS with a
+certificate of a CA made at each start (``ca_file``), and answers only requests with the
+bearer token made at each start (``token``); the kubeconfig it writes carries both, and
+``access`` gives them to raw HTTP clients. The Python methods (``call``, ``objects``...)
+need neither.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,6 +28,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from .access import ApiAccess, is_loopback_host, new_token
 from .api.app import make_app
 from .api.faults import Faults
 from .cluster import ClusterSpec, initial_objects
@@ -28,9 +36,14 @@ from .controllers import ControllerOptions, Controllers
 from .kubeconfig import write_kubeconfig
 from .resources import RESOURCE_TYPES, by_kind
 from .store import Store
+from .tls import make_serving_certificate, serving_hosts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class NonLoopbackHostError(ValueError):
+    """Listening on an address other machines may reach was asked without ``insecure_listen``."""
 
 
 class Emulator:
@@ -39,6 +52,12 @@ class Emulator:
     ``start()`` runs it on a background thread (tests); ``serve()`` runs it on the caller's loop
     (the CLI). ``call(fn)`` runs a function on the emulator's loop and returns its result, the
     only safe way for other threads to touch ``store``, ``faults`` or ``controllers``.
+
+    Containers are simulated unless in process mode: ``run_processes`` runs every pod's
+    command as a local process, ``run_annotated_processes`` only those of pods annotated
+    ``emulator.aiinfn.dev/outcome: process`` (tests mixing both kinds). ``host`` must be a
+    loopback address unless ``insecure_listen`` (then anyone holding the token, which a
+    process-mode emulator turns into a shell on this machine, may use it from afar).
     """
 
     def __init__(
@@ -49,10 +68,18 @@ class Emulator:
         port: int = 0,
         state_dir: str | Path | None = None,
         run_processes: bool = False,
+        run_annotated_processes: bool = False,
+        insecure_listen: bool = False,
         validate: bool = True,
         startup_delay: float = 0.0,
         history_size: int = 20000,
     ) -> None:
+        if not insecure_listen and not is_loopback_host(host):
+            raise NonLoopbackHostError(
+                f"refusing to listen on {host!r}, which is not a loopback address: the API "
+                "creates pods (local processes in process mode); pass insecure_listen to "
+                "allow it"
+            )
         self.cluster = cluster or ClusterSpec()
         self.host = host
         self.port = port
@@ -68,6 +95,7 @@ class Emulator:
             ControllerOptions(
                 state_dir=self.state_dir,
                 run_processes=run_processes,
+                run_annotated_processes=run_annotated_processes,
                 startup_delay=startup_delay,
             ),
         )
@@ -76,15 +104,49 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
+        self._access: ApiAccess | None = None
 
-    # -- addresses -------------------------------------------------------------------------
+    # -- addresses and credentials ---------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The API's URL for clients on this machine (loopback when listening everywhere)."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def access(self) -> ApiAccess:
+        """URL, token and CA of this start, for raw HTTP clients (kubeconfig users need not)."""
+        if self._access is None:
+            raise RuntimeError("the emulator has no token before it starts")
+        return self._access
+
+    @property
+    def token(self) -> str:
+        """The bearer token of this start of the emulator (every request must send it)."""
+        return self.access.token
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The header a raw HTTP client adds to reach the API: ``Authorization: Bearer ...``."""
+        return self.access.headers
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) to trust, e.g. ``requests.get(..., verify=ca_file)``."""
+        return self.state_dir / "ca.crt"
 
     def write_kubeconfig(self, path: str | Path | None = None, namespace: str = "default") -> Path:
-        """Write a kubeconfig for this emulator (default: ``<state_dir>/kubeconfig``)."""
-        return write_kubeconfig(path or self.state_dir / "kubeconfig", self.url, namespace)
+        """Write a kubeconfig for this emulator, with its token and CA (default:
+        ``<state_dir>/kubeconfig``); only valid once started."""
+        access = self.access
+        return write_kubeconfig(
+            path or self.state_dir / "kubeconfig",
+            access.url,
+            namespace,
+            token=access.token,
+            ca_pem=access.ca_pem,
+        )
 
     # -- foreground ------------------------------------------------------------------------
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -99,10 +161,18 @@ class Emulator:
     async def _startup(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        app = make_app(self.store, self.faults, validate=self._validate)
+        # a new token and CA at each start: an old kubeconfig stops working
+        token = new_token()
+        certificate = make_serving_certificate(serving_hosts(self.host))
+        app = make_app(self.store, self.faults, token=token, validate=self._validate)
         sockets = bind_sockets(self.port, self.host)
         self.port = sockets[0].getsockname()[1]
-        self._server = HTTPServer(app, idle_connection_timeout=3600)
+        self._access = ApiAccess(self.url, token, certificate.ca_pem)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_file.write_bytes(certificate.ca_pem)
+        self._server = HTTPServer(
+            app, ssl_options=certificate.server_context(), idle_connection_timeout=3600
+        )
         self._server.add_sockets(sockets)
         self.controllers.start()
         await self._create_initial_objects()
@@ -111,6 +181,8 @@ class Emulator:
     async def _create_initial_objects(self) -> None:
         """Create the cluster file's objects through the API, so admission applies to them."""
         client = AsyncHTTPClient()
+        access = self.access
+        context = access.ssl_context()
         for obj in initial_objects(self.cluster):
             rt = by_kind(obj["kind"])
             version = obj.get("apiVersion", rt.api_version()).split("/")[-1]
@@ -118,11 +190,18 @@ class Emulator:
             ns = obj.get("metadata", {}).get("namespace") or "default"
             scope = f"/namespaces/{ns}" if rt.namespaced else ""
             collection = f"{self.url}{prefix}{scope}/{rt.plural}"
-            created = await _send(client, "POST", collection, obj)
+            created = await _send(client, "POST", collection, obj, access.headers, context)
             if obj.get("status") and rt.subresources and "status" in rt.subresources:
                 name = created["metadata"]["name"]
                 status_obj = {**created, "status": obj["status"]}
-                await _send(client, "PUT", f"{collection}/{name}/status", status_obj)
+                await _send(
+                    client,
+                    "PUT",
+                    f"{collection}/{name}/status",
+                    status_obj,
+                    access.headers,
+                    context,
+                )
 
     def shutdown(self) -> None:
         """Ask a serving emulator to stop (thread-safe)."""
@@ -210,12 +289,20 @@ class Emulator:
         return self.call(lambda: json.loads(json.dumps(self.store.list(rt, namespace))))
 
 
-async def _send(client: AsyncHTTPClient, method: str, url: str, body: dict[str, Any]) -> Any:
+async def _send(
+    client: AsyncHTTPClient,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    context: ssl.SSLContext,
+) -> Any:
     request = HTTPRequest(
         url,
         method=method,
         body=json.dumps(body),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **headers},
+        ssl_options=context,
     )
     try:
         response = await client.fetch(request)

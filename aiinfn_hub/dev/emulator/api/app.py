@@ -4,14 +4,20 @@ Every request for a resource goes through ``ResourceHandler``: fault injection f
 verb (``reads``, ``writes``, ``deletes``) with the real API server's order of checks: decode,
 admission, validation, storage. Errors are always ``Status`` objects, because clients
 (KubeSpawner's reflector among them) read ``message`` from the body.
+
+Before any of that, the application itself turns away every request without the emulator's
+bearer token (see ``access``), whatever its path, with kube-apiserver's 401 answer.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import tornado.httputil
 import tornado.web
 
+from ..access import UNAUTHORIZED_MESSAGE, bearer_token_matches
 from ..errors import ApiError
 from ..store import Store
 from . import discovery, validation
@@ -77,18 +83,57 @@ class ResourceHandler(ReadVerbs, WriteVerbs, DeleteVerbs):
     """Every ``/api/...`` and ``/apis/...`` path: discovery documents and resources."""
 
 
-def make_app(store: Store, faults: Faults, *, validate: bool = True) -> tornado.web.Application:
+@tornado.web.stream_request_body
+class UnauthorizedHandler(EmulatorHandler):
+    """Any request without the bearer token: 401 ``Status`` "Unauthorized", as kube-apiserver
+    answers; the body is streamed, so it is never read (nor buffered) before refusing."""
+
+    def prepare(self) -> None:
+        raise ApiError(401, "Unauthorized", UNAUTHORIZED_MESSAGE)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Ignore the body of a refused request."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # the unread body ends the connection: say so, or a client reusing it reads an EOF
+        self.set_header("Connection", "close")
+        super().write_error(status_code, **kwargs)
+
+
+class TokenCheckedApplication(tornado.web.Application):
+    """A tornado application that hands every request without ``token`` to
+    ``UnauthorizedHandler``, before routing: no handler, present or future, can forget it."""
+
+    def __init__(self, rules: list[Any], *, token: str, handler_args: dict[str, Any]) -> None:
+        if not token:
+            raise ValueError("the emulator's API needs a bearer token")
+        super().__init__(rules, compress_response=False)
+        self._token = token
+        self._handler_args = handler_args
+
+    def find_handler(
+        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado.web._HandlerDelegate:
+        if not bearer_token_matches(request.headers.get("Authorization"), self._token):
+            return self.get_handler_delegate(request, UnauthorizedHandler, self._handler_args)
+        return super().find_handler(request, **kwargs)
+
+
+def make_app(
+    store: Store, faults: Faults, *, token: str, validate: bool = True
+) -> tornado.web.Application:
     """The emulator's tornado application over ``store``.
 
-    ``validate=True`` checks written objects against the official schemas and the API server's
-    own rules (needs the ``kubernetes-validate`` package); ``faults`` is attached to the store
-    so it can break open watches.
+    Every request must carry ``Authorization: Bearer <token>`` (else 401). ``validate=True``
+    checks written objects against the official schemas and the API server's own rules
+    (needs the ``kubernetes-validate`` package); ``faults`` is attached to the store so it can
+    break open watches.
     """
     faults.store = store
     if validate:
         validation.preload()
     args = {"store": store, "faults": faults, "validate": validate}
-    return tornado.web.Application(
+    return TokenCheckedApplication(
         [
             (r"/(?:healthz|readyz|livez)", HealthHandler, args),
             (r"/version/?", VersionHandler, args),
@@ -97,5 +142,6 @@ def make_app(store: Store, faults: Faults, *, validate: bool = True) -> tornado.
             (r"/apis?(?:/.*)?", ResourceHandler, args),
             (r".*", NotFoundHandler, args),
         ],
-        compress_response=False,
+        token=token,
+        handler_args=args,
     )

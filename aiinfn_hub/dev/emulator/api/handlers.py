@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import select
 import uuid
 from typing import Any
 
@@ -22,6 +22,8 @@ from .paths import Target, parse_bool, parse_path, with_version
 from .tables import table
 
 JSON = dict[str, Any]
+# poll() events of a socket whose peer has closed its side or that failed (Linux)
+_HUNG_UP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
 
 
 def success_status(code: int = 200, details: JSON | None = None) -> JSON:
@@ -49,23 +51,24 @@ class EmulatorHandler(tornado.web.RequestHandler):
     def client_closed(self) -> bool:
         """Whether the client hung up; long streams ask, as tornado learns it only on a read.
 
-        A zero-byte peek at the socket means the peer closed its side, like Go's request
-        context being cancelled when a watch client goes away.
+        The socket's "peer closed its side" (or error) state means the client went away, like
+        Go's request context being cancelled when a watch client goes away. It is asked of the
+        kernel, not read: over TLS the bytes waiting (a close_notify alert) are not for us.
         """
         if self.client_gone:
             return True
         stream = getattr(self.request.connection, "stream", None)
         sock = getattr(stream, "socket", None)
-        if sock is None:
+        if sock is None or sock.fileno() < 0:
             self.client_gone = True
             return True
+        poller = select.poll()
+        poller.register(sock.fileno(), _HUNG_UP)
         try:
-            peeked = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
+            events = poller.poll(0)
         except OSError:
-            peeked = b""
-        self.client_gone = peeked == b""
+            events = [(sock.fileno(), select.POLLERR)]
+        self.client_gone = any(mask & _HUNG_UP for _, mask in events)
         return self.client_gone
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

@@ -7,10 +7,12 @@ store (and the shared deletion rules), as the real components do through the API
 Containers are simulated unless ``run_processes`` is set (the local platform), in which case
 each container's ``command`` + ``args`` (``args`` alone when there is no ``command``, as for an
 image without ENTRYPOINT) runs as a local process with its own loopback pod IP.
-Per-pod annotations steer a pod regardless of that option:
+Per-pod annotations steer a simulated pod:
 
 - ``emulator.aiinfn.dev/outcome``: ``run`` (default: keep running), ``succeed`` (exit 0),
-  ``fail`` (exit 1), or ``process`` (run the command as a local process anyway);
+  ``fail`` (exit 1), or ``process`` (run the command as a local process, only when
+  ``run_annotated_processes`` is set: a pod's author must not get to run commands on this
+  machine from an emulator that was not started to run them);
 - ``emulator.aiinfn.dev/outcome-after``: seconds from the container's start to that exit;
 - ``emulator.aiinfn.dev/exit-code``: the exit code to use instead of 0 or 1.
 
@@ -51,6 +53,9 @@ class ControllerOptions:
     # run every pod's container command as a local process (the local platform); otherwise
     # containers are simulated
     run_processes: bool = False
+    # run as local processes the pods annotated "emulator.aiinfn.dev/outcome: process" (and
+    # simulate the others); without it, or run_processes, that annotation runs nothing
+    run_annotated_processes: bool = False
     # simulated image pull/start time in seconds (tests use 0)
     startup_delay: float = 0.0
 
@@ -68,6 +73,7 @@ class Controllers:
             self.events,
             Path(options.state_dir),
             run_processes=options.run_processes,
+            run_annotated_processes=options.run_annotated_processes,
             startup_delay=options.startup_delay,
         )
         self.jobs = JobController(store, self.events)

@@ -56,10 +56,12 @@ class Kubelet:
         *,
         run_processes: bool,
         startup_delay: float,
+        run_annotated_processes: bool = False,
     ) -> None:
         self._store = store
         self._ctx = NodeContext(store, events, PodAddressPool(), state_dir, startup_delay)
         self._run_processes = run_processes
+        self._run_annotated_processes = run_annotated_processes
         self._workers: dict[str, PodWorker] = {}
         self._by_key: dict[PodKey, str] = {}
         self._outcomes: dict[PodKey, Outcome] = {}
@@ -151,12 +153,19 @@ class Kubelet:
             or Outcome.from_annotations(meta.get("annotations"))
             or Outcome()
         )
-        local = (self._run_processes or outcome.kind == "process") and not is_virtual_node(node)
+        local = self._runs_locally(outcome) and not is_virtual_node(node)
         worker = PodWorker(self._ctx, pod, node, local=local, outcome=outcome, on_done=self._done)
         self._workers[meta["uid"]] = worker
         self._by_key[key] = meta["uid"]
         worker.start()
         return worker
+
+    def _runs_locally(self, outcome: Outcome) -> bool:
+        """Process mode only: the ``process`` annotation alone must not run a pod's command
+        (whoever can create a pod would run code on this machine)."""
+        if self._run_processes:
+            return True
+        return self._run_annotated_processes and outcome.kind == "process"
 
     def _pod_deleted(self, pod: JSON) -> None:
         meta = pod["metadata"]

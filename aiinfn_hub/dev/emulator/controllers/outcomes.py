@@ -3,8 +3,9 @@
 Annotations on a pod (all optional):
 
 - ``emulator.aiinfn.dev/outcome``: ``run`` (the default: keep running), ``succeed`` (exit 0),
-  ``fail`` (exit 1) or ``process`` (run the container command as a local process even when the
-  emulator simulates containers);
+  ``fail`` (exit 1) or ``process`` (run the container command as a local process, when the
+  emulator runs annotated pods as processes: ``run_annotated_processes``; else it is simulated
+  like ``run``);
 - ``emulator.aiinfn.dev/outcome-after``: seconds from the container's start to its exit;
 - ``emulator.aiinfn.dev/exit-code``: the exit code to use instead of 0 or 1.
 """

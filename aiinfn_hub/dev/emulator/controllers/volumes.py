@@ -561,10 +561,11 @@ def reset_pod_volumes(pod_dir: Path) -> None:
         remove_tree(pod_dir / name)
 
 
-def remove_tree(folder: Path) -> None:
+def remove_tree(folder: Path) -> bool:
     """``rm -rf folder``, except through a mount left inside it (a FUSE mount of a sidecar
     that was killed): those are detached first, and if one stays the folder is kept, since
-    removing through it would delete the files of the file system behind it."""
+    removing through it would delete the files of the file system behind it. Whether the
+    folder is gone."""
     for mount in mounts_below(folder):
         for command in (["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]):
             with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -573,8 +574,9 @@ def remove_tree(folder: Path) -> None:
                     break
     if mounts_below(folder):
         log.error("not removing %s: something is still mounted inside it", folder)
-        return
+        return False
     shutil.rmtree(folder, ignore_errors=True)
+    return not os.path.lexists(folder)
 
 
 def mounts_below(folder: Path) -> list[str]:
