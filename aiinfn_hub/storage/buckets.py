@@ -8,7 +8,9 @@ as a whole volume, which the kubelet updates when the hub renews the token. The 
 in an environment variable. The mounts reach the notebook container through a shared
 ``emptyDir`` (Bidirectional propagation in the sidecar, HostToContainer in the notebook);
 Kubernetes allows Bidirectional only in privileged containers, so the sidecar is privileged and
-the notebook container stays "restricted".
+the notebook container stays "restricted". Since root mounts there, the notebook sees the
+folder read-only (its user cannot plant a symlink where a mount point goes), and the script
+checks every mount point before mounting on it and again after each restart.
 
 ``csi`` mode: one CSI volume per bucket, served by an rclone/S3 CSI driver whose node plugin
 holds the privilege; the user's token Secret is the volume's node-publish secret.
@@ -101,10 +103,20 @@ def sidecar_volumes(secret_name: str) -> list[JSON]:
 
 
 def notebook_mount(buckets: Buckets) -> JSON:
+    """The shared folder in the notebook container: read-only, so that its user can never
+    create, rename or swap an entry where the privileged sidecar makes its mount points (an
+    emptyDir starts 0777, and the notebook may start before the sidecar or restart after it).
+
+    ``readOnly`` is not recursive: it covers the emptyDir folder itself, while each bucket's
+    FUSE mount, propagated from the sidecar through ``HostToContainer``, keeps its own
+    read-write flags, so the buckets stay writable. ``recursiveReadOnly`` stays unset on
+    purpose: Kubernetes allows it only without mount propagation.
+    """
     return {
         "name": SHARED_VOLUME,
         "mountPath": buckets.mount_path,
         "mountPropagation": "HostToContainer",
+        "readOnly": True,
     }
 
 
