@@ -17,8 +17,9 @@ def check_config_command(path: str, *, out: TextIO | None = None, err: TextIO | 
     """Validate the file at ``path``; return the process exit code.
 
     Valid: prints ``PATH: valid`` and a short summary of what the configuration offers to
-    ``out``, returns 0. Invalid, missing or unreadable: prints ``PATH: N error(s)`` and one
-    indented ``key.path: what was expected`` line per problem to ``err``, returns 1.
+    ``out``, and one ``warning: ...`` line per risky choice to ``err``, returns 0. Invalid,
+    missing or unreadable: prints ``PATH: N error(s)`` and one indented
+    ``key.path: what was expected`` line per problem to ``err``, returns 1.
     ``out`` and ``err`` default to the process's stdout and stderr at call time (not at import
     time, so redirections made after import are honoured).
     """
@@ -34,4 +35,6 @@ def check_config_command(path: str, *, out: TextIO | None = None, err: TextIO | 
         return 1
     print(f"{path}: valid", file=out)
     print(config.summary(), file=out)
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=err)
     return 0

@@ -22,7 +22,7 @@ EXAMPLE_SUMMARY = (
     "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
     "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
     "buckets (sidecar)\n"
-    "jobs: namespace jupyterhub, queue {project}, offloading past "
+    "jobs: namespace bunshin, queue {project}, offloading past "
     "virtual-node.interlink/no-schedule with JuiceFS for home, project, environments, shared "
     "and the sites' CVMFS\n"
 )
@@ -173,3 +173,17 @@ def test_the_console_command(tmp_path: Path) -> None:
     failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     assert '  images[0].gpu: expected true or false (got "yes")' in failed.stderr.splitlines()
+
+
+def test_risky_choices_are_warned_about_but_still_valid(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["storage"]["buckets"].pop("tokenAudience")
+    data["storage"]["home"] = {"uidBase": None, "uid": 1000}
+    data["jobs"]["offload"]["juicefs"]["metadataUrl"] = "rediss://meta.example.org:6379/1"
+    code, out, err = _check(_write(tmp_path, data))
+    assert code == 0 and out.endswith(EXAMPLE_SUMMARY)
+    warnings = err.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("warning: ") for w in warnings)
+    assert "tokenAudience is empty: each user's whole login token reaches" in warnings[0]
+    assert "uidBase is empty: every user runs as the same id (1000)" in warnings[1]
+    assert "metadataUrl has no {project}" in warnings[2]

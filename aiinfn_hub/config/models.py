@@ -485,6 +485,32 @@ class PlatformConfig(ConfigSection):
         notes += [f"projects: {', '.join(image.groups)}"] if image.groups else []
         return f"{image.name} ({'; '.join(notes)})" if notes else image.name
 
+    def warnings(self) -> list[str]:
+        """Valid but risky choices, for ``check-config`` to tell administrators about."""
+        found: list[str] = []
+        buckets = self.storage.buckets
+        if buckets is not None and not buckets.token_audience:
+            found.append(
+                "storage.buckets.tokenAudience is empty: each user's whole login token reaches "
+                "the object store and their rclone sidecar; set an audience (e.g. "
+                "`object-store`) that IAM exchanges it for"
+            )
+        if self.storage.nfs is not None and self.storage.home.uid_base is None:
+            found.append(
+                "storage.home.uidBase is empty: every user runs as the same id "
+                f"({self.storage.home.uid}), so homes and shared folders are protected only by "
+                "which folder a pod mounts"
+            )
+        juicefs = self.jobs.offload.juicefs
+        shared_meta = juicefs is not None and "{project}" not in juicefs.metadata_url
+        if self.jobs.offload.enabled and shared_meta:
+            found.append(
+                "jobs.offload.juicefs.metadataUrl has no {project}: every project's offloaded "
+                "jobs mount the same file system with the same password, so a job can reach "
+                "other projects' folders; use one metadata database per project"
+            )
+        return found
+
     def summary(self) -> str:
         """A few lines for administrators: what this configuration offers to users."""
         kinds: Counter[str] = Counter(a.kind for a in self.accelerators)

@@ -107,13 +107,31 @@ class HomeStorage(ConfigSection):
         "/home/jovyan",
         description="Where the home is mounted; also `$HOME`. Default `/home/jovyan`.",
     )
+    uid_base: int | None = Field(
+        100000,
+        ge=1000,
+        le=2**31 - 2**24,
+        description="Each user's notebooks and Bunshin jobs run as their own numeric user id, "
+        "`uidBase + <the user's JupyterHub id>`, which also owns their home: files in shared "
+        "project folders show who wrote them, and a home is protected by the file system, not "
+        "only by which folder is mounted. Ids are allocated by the hub database (never reused "
+        "while it is kept; with SQLite, do not delete the most recent user: deactivate "
+        "instead), so back it up: if it is lost, users get new ids at their next login and "
+        "their servers refuse to start on a home owned by another id, with a message (an "
+        "administrator then re-owns the home: `chown -R <new id> <home>`). Empty (`null`): "
+        "everyone runs as `uid` (shared id; `check-config` warns). Default 100000.",
+    )
     uid: int = Field(
         1000,
         ge=1,
-        description="User id that runs notebooks and owns homes, e.g. `1000` (jovyan). Each "
-        "pod mounts only its own user's folder. Default 1000.",
+        description="The shared user id when `uidBase` is empty, e.g. `1000` (jovyan). "
+        "Default 1000.",
     )
     gid: int = Field(100, ge=0, description="Primary group id of notebooks. Default 100.")
+
+    def user_uid(self, user_id: int) -> int:
+        """The numeric user id of the hub user whose JupyterHub id is ``user_id``."""
+        return self.uid if self.uid_base is None else self.uid_base + user_id
 
 
 class ProjectFolders(ConfigSection):
@@ -223,6 +241,15 @@ class Buckets(ConfigSection):
     mount_options: list[str] = Field(
         default_factory=lambda: ["--vfs-cache-mode=writes", "--dir-cache-time=30s"],
         description="Extra `rclone mount` flags.",
+    )
+    token_audience: str = Field(
+        "",
+        max_length=200,
+        description="Audience the hub exchanges each user's login token for (RFC 8693 token "
+        "exchange, e.g. `object-store`), so the object store only ever receives a token "
+        "limited to it (the default of `IAMAuthenticator.storage_token_audience`). Empty: the "
+        "whole login token reaches the object store and every rclone sidecar; `check-config` "
+        "warns.",
     )
 
 

@@ -28,6 +28,7 @@ import yaml
 
 from ..config import load_platform_config
 from .emulator.cluster import load_cluster_file
+from .emulator.controllers.volumes import mounts_below, remove_tree
 from .emulator.runtime import Emulator
 from .juicefs_store import LocalJuiceFS, missing_tools
 from .kueue_standin import KueueStandIn
@@ -92,10 +93,13 @@ class DevPlatform:
         root = os.geteuid() == 0
         storage: dict[str, Any] = {
             "nfs": {"server": "nfs.local", "path": "/exports"},
-            "home": {
-                "uid": 1000 if root else os.geteuid(),
-                "gid": 100 if root else os.getegid(),
-            },
+            # as root, each user's home belongs to their own id (uidBase + hub id), as on a
+            # cluster; otherwise the folders can only be ours
+            "home": (
+                {"uidBase": 100000, "gid": 100}
+                if root
+                else {"uidBase": None, "uid": os.geteuid(), "gid": os.getegid()}
+            ),
             "environments": {"dir": "envs", "mountPath": "/envs"},
             "shared": {
                 "dir": "shared",
@@ -109,6 +113,7 @@ class DevPlatform:
                 "endpoint": s3.endpoint,
                 "provider": "Other",
                 "region": "us-east-1",
+                "tokenAudience": STORAGE_AUDIENCE,
             }
         data["storage"] = storage
         offload = data.setdefault("jobs", {}).setdefault("offload", {})
@@ -126,8 +131,8 @@ class DevPlatform:
         return path
 
     def start(self) -> DevPlatform:
-        if self.reset and self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
+        if self.reset:
+            wipe_state_dir(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._check()
         try:
@@ -140,15 +145,20 @@ class DevPlatform:
     def _start_parts(self) -> None:
         state = self.state_dir
         example = load_platform_config(ROOT / "examples" / "platform.yaml")
+        cluster = with_interlink_node(
+            load_cluster_file(ROOT / "examples" / "cluster.yaml"), example
+        )
+        # Bunshin's jobs have a namespace of their own (the service refuses the servers')
+        namespaces = [*cluster.namespaces, example.jobs.namespace]
         emulator = Emulator(
-            with_interlink_node(load_cluster_file(ROOT / "examples" / "cluster.yaml"), example),
+            cluster.model_copy(update={"namespaces": list(dict.fromkeys(namespaces))}),
             port=self.emulator_port,
             state_dir=state / "emulator",
             run_processes=True,
         ).start()
         self.emulator = emulator
         kubeconfig = emulator.write_kubeconfig()
-        self.parts.append(KueueStandIn(emulator.url).start())
+        self.parts.append(KueueStandIn(emulator.access).start())
 
         if moto_server_path() is not None:
             self.s3 = LocalS3(state / "s3").start()
@@ -288,6 +298,26 @@ class DevPlatform:
                     step()
                 except Exception as exc:  # go on with the rest; say what was left
                     print(f"aiinfn-hub dev: could not stop a part: {exc}", file=sys.stderr)
+
+
+def wipe_state_dir(state_dir: Path) -> None:
+    """``--reset``: remove the state folder, but never through a mount left inside it.
+
+    A run stopped hard (kill -9, a crash) can leave the FUSE mounts of bucket or JuiceFS
+    sidecars under the folder; deleting through them would delete the user's remote files.
+    They are detached first (lazily), as the emulator's kubelet does for a pod's folder, and
+    if one stays mounted nothing is deleted and the user is told which one.
+    """
+    if not state_dir.exists() and not state_dir.is_symlink():
+        return
+    if state_dir.is_symlink() or not state_dir.is_dir():
+        raise DevError(f"cannot reset {state_dir}: it is not a folder")
+    if not remove_tree(state_dir):
+        left = ", ".join(mounts_below(state_dir)) or "a mount"
+        raise DevError(
+            f"cannot reset {state_dir}: {left} is still mounted inside it; unmount it "
+            "(umount -l) and run again"
+        )
 
 
 def _put(url: str, body: bytes) -> None:

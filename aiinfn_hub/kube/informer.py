@@ -17,6 +17,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from .pod_resources import resource_view
+
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Lister = Callable[..., Awaitable[Any]]
@@ -46,10 +48,20 @@ def _checked(response: Any) -> Any:
 class Informer:
     """Cache of one resource (all namespaces), from ``lister`` such as ``CoreV1Api.list_node``."""
 
-    def __init__(self, name: str, lister: Lister, *, label_selector: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        lister: Lister,
+        *,
+        label_selector: str = "",
+        keep: Callable[[JSON], JSON] | None = None,
+    ) -> None:
         self.name = name
         self._lister = lister
         self._label_selector = label_selector
+        # what of each object is cached (default: all of it); ``metadata.name`` and
+        # ``metadata.namespace`` must stay, they are the cache key
+        self._keep = keep or (lambda obj: obj)
         self.cache: dict[str, JSON] = {}
         self.version = 0
         self.resource_version = ""
@@ -109,7 +121,7 @@ class Informer:
     async def _list(self) -> None:
         response = await self._lister(label_selector=self._label_selector, _preload_content=False)
         body = json.loads(await _checked(response).read())
-        self.cache = {_key(item): item for item in body.get("items") or []}
+        self.cache = {_key(item): self._keep(item) for item in body.get("items") or []}
         self.resource_version = body.get("metadata", {}).get("resourceVersion", "")
         self.version += 1
         self.ready.set()
@@ -143,7 +155,7 @@ class Informer:
         if kind == "DELETED":
             self.cache.pop(_key(obj), None)
         elif kind in ("ADDED", "MODIFIED"):
-            self.cache[_key(obj)] = obj
+            self.cache[_key(obj)] = self._keep(obj)
         self.version += 1
 
 
@@ -154,7 +166,9 @@ class ClusterView:
         self.api_client = api_client
         core = client.CoreV1Api(api_client)
         self.nodes = Informer("nodes", core.list_node)
-        self.pods = Informer("pods", core.list_pod_for_all_namespaces)
+        # only the fields the inventory counts: no environment values or commands of other
+        # users' pods in the hub's memory
+        self.pods = Informer("pods", core.list_pod_for_all_namespaces, keep=resource_view)
 
     def start(self) -> None:
         self.nodes.start()

@@ -81,3 +81,30 @@ def holds_resources(pod: JSON) -> bool:
         and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
         and "deletionTimestamp" not in pod.get("metadata", {})
     )
+
+
+def _container_resources(container: JSON) -> JSON:
+    kept = {"name": container.get("name"), "resources": container.get("resources") or {}}
+    if "restartPolicy" in container:
+        kept["restartPolicy"] = container["restartPolicy"]
+    return kept
+
+
+def resource_view(pod: JSON) -> JSON:
+    """Only what :func:`pod_requests` and :func:`holds_resources` read from ``pod``.
+
+    The hub caches every pod of the cluster: whole pods would keep other users' environment
+    values, commands and annotations in the hub's memory (and cost several times the memory).
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    kept_meta = {k: meta[k] for k in ("name", "namespace", "uid", "deletionTimestamp") if k in meta}
+    kept_spec: JSON = {
+        "containers": [_container_resources(c) for c in spec.get("containers") or []],
+        "initContainers": [_container_resources(c) for c in spec.get("initContainers") or []],
+    }
+    for key in ("nodeName", "overhead"):
+        if key in spec:
+            kept_spec[key] = spec[key]
+    phase = (pod.get("status") or {}).get("phase")
+    return {"metadata": kept_meta, "spec": kept_spec, "status": {"phase": phase} if phase else {}}

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..config import PlatformConfig, load_platform_config
 from ..inventory import ModelAvailability
 from ..kube.informer import ClusterView
 from ..live_inventory import LiveInventory
+from ..names import user_server_slug, user_slug
 from ..storage import StoragePlan, spawner_settings, storage_plan
 from ..storage.buckets import SIDECAR as BUCKET_SIDECAR
 from ..storage.nfs import INIT_CONTAINER as STORAGE_INIT
@@ -40,6 +42,10 @@ _TEMPLATES = jinja2.Environment(
 _config_cache: dict[str, tuple[float, PlatformConfig]] = {}
 # one inventory per hub event loop, shared by every spawner (like kubespawner's reflectors)
 _inventories: dict[asyncio.AbstractEventLoop, LiveInventory] = {}
+
+_TEMPLATE_FIELD = re.compile(
+    r"(?<!\{)\{(username|safe_username|user_server|safe_user_server)\}(?!\})"
+)
 
 
 def platform_config(path: str) -> PlatformConfig:
@@ -134,6 +140,25 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     _pod_uid: str | None = None  # the UID of the pod this spawner started
     storage_plan: StoragePlan | None = None  # what the last start mounts
 
+    # -- names -----------------------------------------------------------------------------
+    def _expand_user_properties(self, template: str, slug_scheme: str | None = None) -> str:
+        """kubespawner's templating, with injective names for ``{username}``/``{user_server}``.
+
+        kubespawner's "safe" slugs keep 32 bits of hash: a searched-for username could get
+        another user's pod name (and the hub would replace that user's pod). Ours cannot
+        collide (see :mod:`aiinfn_hub.names`); clean names (``alice``) are unchanged.
+        """
+        if (slug_scheme or self.slug_scheme) == "safe":
+            names = {
+                "username": user_slug(self.user.name),
+                "user_server": user_server_slug(self.user.name, self.name or ""),
+            }
+            names["safe_username"], names["safe_user_server"] = names.values()
+            # only real fields: ``{{username}}`` is an escaped literal and stays one
+            template = _TEMPLATE_FIELD.sub(lambda m: names[m.group(1)], template)
+        expanded: str = super()._expand_user_properties(template, slug_scheme)
+        return expanded
+
     # -- context ---------------------------------------------------------------------------
     @property
     def platform(self) -> PlatformConfig:
@@ -221,6 +246,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             self.user_context().groups,
             scratch_size=scratch_size,
             token_secret=token_secret_name(self.user.name),
+            user_id=self.user.id,
         )
         for trait, value in spawner_settings(plan, self._storage_base).items():
             setattr(self, trait, value)
@@ -360,8 +386,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
                 await asyncio.sleep(1)
         where = self.platform.storage.buckets.mount_path if self.platform.storage.buckets else ""
         notes = [
-            f"Bucket {bucket} is not mounted: {why}. Details in {where}/{bucket}/MOUNT-FAILED.txt"
-            for bucket, why in sorted(failed.items())
+            f"Bucket {bucket} is not mounted: {why}." for bucket, why in sorted(failed.items())
         ]
         if pending:
             notes.append(

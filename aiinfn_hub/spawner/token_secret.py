@@ -13,7 +13,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from kubespawner.slugs import is_valid_label, safe_slug
+from ..names import user_slug
 
 TOKEN_KEY = "token"
 SECRET_PREFIX = "aiinfn-token-"
@@ -21,13 +21,12 @@ COMPONENT = "storage-token"
 
 
 def token_secret_name(username: str) -> str:
-    """A valid, collision-free Secret name for ``username`` (kubespawner's safe slug)."""
-    slug: str = safe_slug(username, max_length=63 - len(SECRET_PREFIX))
-    return SECRET_PREFIX + slug
+    """A valid Secret name that no other user can share (see :mod:`aiinfn_hub.names`)."""
+    return SECRET_PREFIX + user_slug(username)
 
 
 def token_secret_labels(username: str) -> dict[str, str]:
-    user_label = str(safe_slug(username, is_valid=is_valid_label, max_length=63))
+    user_label = user_slug(username)
     return {
         "app.kubernetes.io/managed-by": "aiinfn-hub",
         "app.kubernetes.io/component": COMPONENT,

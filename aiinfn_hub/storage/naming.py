@@ -1,27 +1,23 @@
-"""Safe, collision-free names for users' and projects' folders and volumes.
+"""Folder and volume names for users, projects and repositories (see :mod:`aiinfn_hub.names`).
 
-The rule (kubespawner's "safe slug"): a name that is already a lowercase DNS label (letters,
-digits and ``-``, starting with a letter, at most 40 characters here) is used as it is;
-anything else (capitals, dots, unicode, ``..``, very long names) becomes its lowercase
-letters/digits/``-`` (possibly empty) followed by ``---`` and 8 hex digits of a hash of the whole
-name. Two different names never map to the same folder, and no folder name can contain ``/``,
-``..`` or start with ``.``. Project names are DNS labels already (the configuration checks it).
+A username maps to its folder injectively: clean names (``alice``) are kept, anything else is a
+readable prefix plus 130 bits of hash, so no two users ever share a home, a Secret or a bucket,
+and no folder name can contain ``/``, ``..`` or start with ``.``. Project names are DNS labels
+already (the configuration checks it).
 """
 
 from __future__ import annotations
 
-from kubespawner.slugs import safe_slug
+from ..names import slug, user_slug
 
-MAX_FOLDER = 40
+MAX_FOLDER = 45  # MAX_PREFIX + len("---") + HASH_CHARS
 
 
 def user_folder(username: str) -> str:
     """The folder name of ``username``'s home (and of anything else per user)."""
-    slug: str = safe_slug(username, max_length=MAX_FOLDER)
-    return slug
+    return user_slug(username)
 
 
 def volume_name(prefix: str, name: str) -> str:
     """A pod volume name (a DNS label of at most 63 characters) for ``name``."""
-    slug: str = safe_slug(name, max_length=62 - len(prefix))
-    return f"{prefix}-{slug}"
+    return f"{prefix}-{slug(prefix, name, max_clean=62 - len(prefix))}"

@@ -85,14 +85,20 @@ def shared_area_mount(area: SharedArea, groups: frozenset[str]) -> JSON:
     }
 
 
-def folders_to_create(config: PlatformConfig, username: str, groups: frozenset[str]) -> list[str]:
-    """``path:uid:gid:mode`` for storage-init, parents first (relative to EXPORT_ROOT)."""
+def folders_to_create(
+    config: PlatformConfig, username: str, groups: frozenset[str], uid: int
+) -> list[str]:
+    """``path:uid:gid:mode[:owned]`` for storage-init, parents first (relative to EXPORT_ROOT).
+
+    The home is owned by the user's own ``uid``, and an existing home must already be (else
+    the start is refused: it would be someone else's files).
+    """
     nfs, home = config.storage.nfs, config.storage.home
     assert nfs is not None
     home_dir = posixpath.join(EXPORT_ROOT, home_path(nfs, username))
     specs = [
         f"{posixpath.join(EXPORT_ROOT, nfs.homes_dir)}:0:0:{PARENT_MODE}",
-        f"{home_dir}:{home.uid}:{home.gid}:{HOME_MODE}",
+        f"{home_dir}:{uid}:{home.gid}:{HOME_MODE}:owned",
     ]
     projects = shared_projects(config, groups)
     if projects:
@@ -103,13 +109,13 @@ def folders_to_create(config: PlatformConfig, username: str, groups: frozenset[s
     return specs
 
 
-def init_container(config: PlatformConfig, username: str, groups: frozenset[str]) -> JSON:
+def init_container(config: PlatformConfig, username: str, groups: frozenset[str], uid: int) -> JSON:
     """Creates missing folders; root with only the capabilities chown/chmod need."""
     return {
         "name": INIT_CONTAINER,
         "image": config.storage.init_image,
         "command": ["sh", "-c", script("storage-init.sh"), INIT_CONTAINER],
-        "args": folders_to_create(config, username, groups),
+        "args": folders_to_create(config, username, groups, uid),
         "volumeMounts": [{"name": VOLUME, "mountPath": EXPORT_ROOT}],
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},

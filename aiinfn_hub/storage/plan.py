@@ -53,8 +53,13 @@ def storage_plan(
     *,
     scratch_size: str | None,
     token_secret: str,
+    user_id: int,
 ) -> StoragePlan:
-    """The storage of ``username``'s server; ``groups`` are the user's hub groups now."""
+    """The storage of ``username``'s server; ``groups`` are the user's hub groups now.
+
+    ``user_id`` is the user's JupyterHub id: the server runs as, and the home belongs to,
+    ``storage.home.user_uid(user_id)``, a numeric id no other user has.
+    """
     storage = config.storage
     volumes: list[JSON] = []
     mounts: list[JSON] = []
@@ -65,6 +70,7 @@ def storage_plan(
     notes: list[str] = []
     uid = gid = None
     working_dir = None
+    user_uid = storage.home.user_uid(user_id)
 
     if storage.nfs is not None:
         volumes.append(nfs.nfs_volume(storage.nfs))
@@ -73,9 +79,9 @@ def storage_plan(
         for area in (storage.environments, storage.shared):
             if area is not None:
                 mounts.append(nfs.shared_area_mount(area, groups))
-        init.append(nfs.init_container(config, username, groups))
+        init.append(nfs.init_container(config, username, groups, user_uid))
         gids = [p.storage.gid for _, p in nfs.shared_projects(config, groups) if p.storage.gid]
-        uid, gid = storage.home.uid, storage.home.gid
+        uid, gid = user_uid, storage.home.gid
         working_dir = storage.home.mount_path
         env["HOME"] = storage.home.mount_path
 

@@ -16,14 +16,20 @@ NS = "jupyterhub"
 
 
 @pytest.fixture
-async def hub(hub_app: Any, kube_env: Path) -> AsyncIterator[Any]:
+async def hub(hub_app: Any, kube_env: Path, tmp_path: Path) -> AsyncIterator[Any]:
     """A JupyterHub app (MockHub) spawning with AIInfnSpawner and examples/platform.yaml.
 
     Modules that start a real hub process define their own ``hub`` fixture instead.
     """
     app = await hub_app(
         config={
-            "JupyterHub": {"spawner_class": AIInfnSpawner, "extra_handlers": extra_handlers()},
+            "JupyterHub": {
+                "spawner_class": AIInfnSpawner,
+                "extra_handlers": extra_handlers(),
+                # not in the working folder, where another test run would find (and kill) them
+                "cookie_secret_file": str(tmp_path / "jupyterhub_cookie_secret"),
+            },
+            "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "jupyterhub-proxy.pid")},
             "AIInfnSpawner": {
                 "platform_config_file": str(EXAMPLES / "platform.yaml"),
                 "notebook_priority_class": "notebook",

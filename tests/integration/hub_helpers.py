@@ -22,7 +22,7 @@ def add_user(app: Any, name: str, *groups: str) -> Any:
     return app.users[orm_user.id]
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 10) -> None:
+async def until(predicate: Callable[[], Any], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"

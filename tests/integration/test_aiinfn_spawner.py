@@ -130,7 +130,7 @@ async def test_a_browser_form_post_starts_the_server(hub: Any, emulator: Emulato
         },
     )
     response.raise_for_status()
-    await until(lambda: emulator.objects("Pod", NS), timeout=20)
+    await until(lambda: emulator.objects("Pod", NS))
     pod = emulator.objects("Pod", NS)[0]
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert user.spawner.user_options["accelerator"] == "a30"

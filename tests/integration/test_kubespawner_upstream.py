@@ -30,7 +30,7 @@ def _hub_config() -> dict[str, Any]:
     }
 
 
-async def _wait_for(predicate: Any, timeout: float = 10) -> None:
+async def _wait_for(predicate: Any, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -38,7 +38,7 @@ def platform() -> PlatformConfig:
     return load_platform_config(EXAMPLES / "platform.yaml")
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 10) -> None:
+async def _until(predicate: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"
@@ -89,3 +89,24 @@ async def test_relists_after_410_and_recovers_from_errors(
     version = live.view.pods.version
     assert live.usage() is live.usage()  # recounted only when pods change
     assert live.view.pods.version == version
+
+
+async def test_the_pod_cache_keeps_no_environment_values_or_commands(
+    live: LiveInventory, platform: PlatformConfig, emulator: Emulator
+) -> None:
+    core = client.CoreV1Api(live.view.pods._lister.__self__.api_client)  # type: ignore[attr-defined]
+    pod = _gpu_pod("with-secrets")
+    container = pod["spec"]["containers"][0]  # type: ignore[index]
+    container["env"] = [{"name": "WANDB_API_KEY", "value": "s3cr3t-value"}]
+    container["command"] = ["train", "--password=hunter2"]
+    pod["metadata"]["annotations"] = {"note": "private"}  # type: ignore[index]
+    await core.create_namespaced_pod("jupyterhub", pod)
+    await _until(lambda: _t4_free(live, platform) == 1)  # still counted
+    (cached,) = [p for p in live.view.pods.objects() if p["metadata"]["name"] == "with-secrets"]
+    text = repr(cached)
+    assert "s3cr3t-value" not in text and "hunter2" not in text and "private" not in text
+    # requests defaulted from limits by admission, as the real API server does
+    gpus = {"nvidia.com/gpu": "3"}
+    assert cached["spec"]["containers"] == [
+        {"name": "c", "resources": {"limits": gpus, "requests": gpus}}
+    ]

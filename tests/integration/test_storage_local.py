@@ -35,10 +35,15 @@ FUSE = ROOT and Path("/dev/fuse").exists() and shutil.which("fusermount3") is no
 
 
 def storage(s3: LocalS3) -> dict[str, Any]:
-    uid, gid = (1000, 100) if ROOT else (os.geteuid(), os.getegid())
+    # as root each user owns their home with their own id; otherwise only our ids can be used
+    home = (
+        {"uidBase": 100000, "gid": 100}
+        if ROOT
+        else {"uidBase": None, "uid": os.geteuid(), "gid": os.getegid()}
+    )
     return {
         "nfs": {"server": "nfs.local", "path": "/exports"},
-        "home": {"uid": uid, "gid": gid},
+        "home": home,
         "environments": {"dir": "envs", "mountPath": "/envs"},
         "scratch": {"sizeChoices": ["1Gi"]},
         "buckets": {
@@ -100,8 +105,9 @@ def test_home_projects_scratch_and_bucket_are_there(
 
         home = where("/home/jovyan").stat()
         assert home.st_mode & 0o7777 == 0o700
-        if ROOT:
-            assert (home.st_uid, home.st_gid) == (1000, 100)
+        if ROOT:  # alice's own id (uidBase + her hub id), the one her server runs as
+            uid = pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
+            assert uid > 100000 and (home.st_uid, home.st_gid) == (uid, 100)
         cms = where("/home/jovyan/projects/cms").stat()
         assert cms.st_mode & 0o7777 == 0o2770 and cms.st_gid == 5002
         assert where("/scratch").is_dir()

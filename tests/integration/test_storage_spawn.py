@@ -8,6 +8,7 @@ from hub_helpers import add_user, until
 from jupyterhub import orm
 
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.storage.naming import user_folder, volume_name
 
 NS = "jupyterhub"
 
@@ -34,9 +35,9 @@ async def test_spawned_pod_has_exactly_the_planned_storage(hub: Any, emulator: E
         [
             "platform-fs",
             "scratch",
-            "cvmfs-sft-cern-ch---7723ad10",
-            "cvmfs-cms-cern-ch---02153b5a",
-            "cvmfs-lhcb-cern-ch---12a28fde",
+            volume_name("cvmfs", "sft.cern.ch"),
+            volume_name("cvmfs", "cms.cern.ch"),
+            volume_name("cvmfs", "lhcb.cern.ch"),
             "iam-token",
             "buckets",
         ]
@@ -50,11 +51,13 @@ async def test_spawned_pod_has_exactly_the_planned_storage(hub: Any, emulator: E
     assert notebook["workingDir"] == "/home/jovyan"
     # the notebook container stays within the restricted profile; only the sidecar is privileged
     security = notebook["securityContext"]
-    assert security["runAsNonRoot"] is True and security["runAsUser"] == 1000
+    uid = 100000 + alice.id  # the user's own id: uidBase + JupyterHub's user id
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == uid
     assert security["capabilities"] == {"drop": ["ALL"]} and "privileged" not in security
     assert sidecar["securityContext"] == {"privileged": True}
     (init,) = spec["initContainers"]
-    assert init["name"] == "storage-init" and init["args"][1] == "/export/homes/alice:1000:100:0700"
+    assert init["name"] == "storage-init"
+    assert init["args"][1] == f"/export/homes/alice:{uid}:100:0700:owned"
     assert spec["securityContext"]["supplementalGroups"] == [5001, 5002]
     scratch = next(v for v in spec["volumes"] if v["name"] == "scratch")
     size = scratch["ephemeral"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"]
@@ -101,3 +104,31 @@ async def test_a_bad_scratch_size_is_refused_and_nothing_is_created(
     else:
         raise AssertionError("a 5Ti scratch disk was accepted")
     assert emulator.objects("Pod", NS) == []
+
+
+async def test_users_whose_old_slugs_collide_get_their_own_pod_home_secret_and_id(
+    hub: Any, emulator: Emulator
+) -> None:
+    # kubespawner's 32-bit "safe slug" gives these two IAM usernames one name
+    first = add_user(hub, "alice___._--__-.rossi", "cms")
+    second = add_user(hub, "alice___.----_-.rossi", "cms")
+    await first.spawner.start()
+    await second.spawner.start()
+    await until(lambda: len(emulator.objects("Pod", NS)) == 2)
+    pods = {
+        p["metadata"]["annotations"]["hub.jupyter.org/username"]: p
+        for p in emulator.objects("Pod", NS)
+    }
+    a, b = pods[first.name], pods[second.name]
+    assert a["metadata"]["name"] != b["metadata"]["name"]
+
+    def home_and_uid(pod: dict[str, Any]) -> tuple[str, int]:
+        notebook = pod["spec"]["containers"][0]
+        home = next(m for m in notebook["volumeMounts"] if m["mountPath"] == "/home/jovyan")
+        return home["subPath"], notebook["securityContext"]["runAsUser"]
+
+    assert home_and_uid(a) == (f"homes/{user_folder(first.name)}", 100000 + first.id)
+    assert home_and_uid(b) == (f"homes/{user_folder(second.name)}", 100000 + second.id)
+    assert home_and_uid(a)[0] != home_and_uid(b)[0] and first.id != second.id
+    await first.spawner.stop()
+    await second.spawner.stop()

@@ -27,9 +27,20 @@ def config(**storage: Any) -> PlatformConfig:
     return validate_platform_config(data)
 
 
-def plan(cfg: PlatformConfig, user: str = "alice", *groups: str, scratch: str | None = None):  # type: ignore[no-untyped-def]
+def plan(  # type: ignore[no-untyped-def]
+    cfg: PlatformConfig,
+    user: str = "alice",
+    *groups: str,
+    scratch: str | None = None,
+    user_id: int = 42,
+):
     return storage_plan(
-        cfg, user, frozenset(groups), scratch_size=scratch, token_secret=f"aiinfn-token-{user}"
+        cfg,
+        user,
+        frozenset(groups),
+        scratch_size=scratch,
+        token_secret=f"aiinfn-token-{user}",
+        user_id=user_id,
     )
 
 
@@ -45,10 +56,20 @@ def test_a_user_in_no_project_gets_home_shared_areas_scratch_cvmfs_and_own_bucke
     assert by_path["/envs"]["readOnly"] is True and by_path["/shared"]["readOnly"] is True
     assert "/scratch" in by_path and "/cvmfs/sft.cern.ch" in by_path
     assert p.buckets == ["alice"] and p.supplemental_gids == []
-    assert (p.uid, p.gid, p.working_dir) == (1000, 100, "/home/jovyan")
+    assert (p.uid, p.gid, p.working_dir) == (100042, 100, "/home/jovyan")
     assert p.environment == {"HOME": "/home/jovyan", "SCRATCH": "/scratch"}
     (init,) = p.init_containers
-    assert init["args"] == ["/export/homes:0:0:0755", "/export/homes/alice:1000:100:0700"]
+    assert init["args"] == ["/export/homes:0:0:0755", "/export/homes/alice:100042:100:0700:owned"]
+
+
+def test_each_user_runs_as_their_own_id_and_owns_their_home() -> None:
+    cfg = config()
+    alice, bob = plan(cfg, "alice", user_id=1), plan(cfg, "bob", user_id=2)
+    assert (alice.uid, bob.uid) == (100001, 100002)
+    assert alice.init_containers[0]["args"][1] == "/export/homes/alice:100001:100:0700:owned"
+    assert bob.init_containers[0]["args"][1] == "/export/homes/bob:100002:100:0700:owned"
+    shared = config(home={"uidBase": None, "uid": 1000})
+    assert plan(shared, "alice", user_id=1).uid == plan(shared, "bob", user_id=2).uid == 1000
 
 
 def test_projects_give_their_folders_gids_and_buckets_only_to_members() -> None:

@@ -93,3 +93,25 @@ def test_as_root_the_folder_gets_the_users_ids(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stat = (tmp_path / "homes" / "alice").stat()
     assert (stat.st_uid, stat.st_gid) == (1000, 100)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to own a folder as another user id")
+def test_a_home_owned_by_another_id_is_refused_and_left_alone(tmp_path: Path) -> None:
+    home = tmp_path / "homes" / "alice"
+    home.mkdir(parents=True)
+    (home / "thesis.tex").write_text("bob's")
+    os.chown(home, 100007, 100)
+    result = run(f"{tmp_path}/homes:0:0:0755", f"{home}:100042:100:0700:owned")
+    assert result.returncode == 1
+    assert "belongs to user id 100007" in result.stderr and "runs as 100042" in result.stderr
+    assert home.stat().st_uid == 100007 and (home / "thesis.tex").read_text() == "bob's"
+
+
+def test_a_home_owned_by_its_user_passes_the_owner_check(tmp_path: Path) -> None:
+    uid, gid = ids()
+    home = tmp_path / "homes" / "alice"
+    home.mkdir(parents=True)
+    os.chown(home, uid, gid)
+    result = run(f"{home}:{uid}:{gid}:0700:owned")
+    assert result.returncode == 0, result.stderr
+    assert "left as it is" in result.stdout
