@@ -82,7 +82,9 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
 
     managed = env.get("AIINFN_BUNSHIN_MANAGED") == "1"
     bunshin_url = env.get("AIINFN_BUNSHIN_URL", "http://127.0.0.1:10101")
-    service_env = {k: env[k] for k in ("KUBECONFIG", "PATH") if k in env}
+    service_env = {k: env[k] for k in ("KUBECONFIG", "PATH", "POD_NAMESPACE") if k in env}
+    # the service refuses to run jobs in the servers' namespace: it must know which it is
+    service_env["AIINFN_NAMESPACE"] = env.get("AIINFN_NAMESPACE", "jupyterhub")
     configure_bunshin(
         c,
         platform_file,

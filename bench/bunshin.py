@@ -6,8 +6,9 @@
 submissions, spread over the users, go through the service's own submission path (request
 parsing, policy, Job builder, Kubernetes calls) concurrently. The Hub API lookup is answered
 from memory (the hub is not what is measured). Prints p50/p95 submit latency, jobs/s, the
-Kubernetes API calls per submission against the minimum a submission needs (read the source
-pod, count the user's jobs, create the Job), and last ``api-calls-per-job: N``.
+Kubernetes API calls per submission against the minimum a quota-safe submission needs (read
+the source pod, count the user's jobs, create the Job, count again: several service replicas
+may race), and last ``api-calls-per-job: N``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
+from aiinfn_hub.bunshin.app import Service, submit_job
 from aiinfn_hub.bunshin.cluster import Jobs
-from aiinfn_hub.bunshin.job import job_status, job_view
-from aiinfn_hub.bunshin.policy import JobContext, plan_job
-from aiinfn_hub.bunshin.request import parse_request
 from aiinfn_hub.config import load_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
@@ -35,7 +34,7 @@ from aiinfn_hub.spawner.policy import UserContext
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_POD = ROOT / "tests" / "golden" / "pod-cpu-only.json"
-MINIMUM_CALLS = 3  # GET the source pod, LIST the user's jobs, POST the Job
+MINIMUM_CALLS = 4  # GET the source pod, LIST the user's jobs, POST the Job, LIST again
 
 
 class CountingRest(KubeRest):
@@ -48,16 +47,16 @@ class CountingRest(KubeRest):
         return await super().call(*args, **kwargs)
 
 
-async def submit(jobs: Jobs, user: str, pod_name: str, body: dict[str, Any]) -> float:
+class MemoryHub:
+    """The Hub API's answer about a user's server, from memory (the hub is not measured)."""
+
+    async def server(self, username: str, server: str) -> dict[str, Any]:
+        return {"ready": True, "state": {"pod_name": f"jupyter-{username}"}}
+
+
+async def submit(service: Service, user: str, body: dict[str, Any]) -> float:
     began = time.perf_counter()
-    cfg = jobs.config
-    request = parse_request(body)
-    pod = await jobs.pod(cfg.jobs.namespace, pod_name)
-    mine = await jobs.of_user(user)
-    active = [j for j in mine if job_status(j, None, [])[0] not in ("succeeded", "failed")]
-    context = JobContext(UserContext(user, frozenset({"cms"})), cfg, False, len(active))
-    job = await jobs.create(plan_job(request, context, pod, ""))
-    job_view(job, [], None)
+    await submit_job(service, UserContext(user, frozenset({"cms"})), False, body)
     return time.perf_counter() - began
 
 
@@ -68,12 +67,18 @@ async def run(users: int, count: int) -> None:
     )
     with (
         tempfile.TemporaryDirectory() as tmp,
-        Emulator(load_cluster_file(ROOT / "examples" / "cluster.yaml"), state_dir=tmp) as emulator,
+        Emulator(
+            # the servers' namespace and the jobs' own
+            load_cluster_file(ROOT / "examples" / "cluster.yaml").model_copy(
+                update={"namespaces": ["jupyterhub", cfg.jobs.namespace]}
+            ),
+            state_dir=tmp,
+        ) as emulator,
     ):
         await config.load_kube_config(str(emulator.write_kubeconfig()))
         api = client.ApiClient()
         rest = CountingRest(api)
-        namespace = cfg.jobs.namespace
+        namespace = "jupyterhub"  # the servers'
         template = json.loads(GOLDEN_POD.read_text())
         for i in range(users):
             pod = json.loads(json.dumps(template))
@@ -88,15 +93,13 @@ async def run(users: int, count: int) -> None:
             if sum(p["status"].get("phase") == "Running" for p in listed["items"]) == users:
                 break
             await asyncio.sleep(0.2)
-        jobs = Jobs(rest, cfg)
+        hub: Any = MemoryHub()
+        service = Service(cfg, hub, Jobs(rest, cfg), servers_namespace=namespace)
         CountingRest.calls = 0
         body = {"command": ["python", "train.py"], "cpu": 1, "memory": "4Gi"}
         began = time.perf_counter()
         latencies = await asyncio.gather(
-            *(
-                submit(jobs, f"user{i % users:02d}", f"jupyter-user{i % users:02d}", body)
-                for i in range(count)
-            )
+            *(submit(service, f"user{i % users:02d}", body) for i in range(count))
         )
         elapsed = time.perf_counter() - began
         calls = CountingRest.calls

@@ -91,7 +91,7 @@ def test_the_example_summary() -> None:
         "storage: homes and project folders on nfs.aiinfn-storage.svc.cluster.local:/exports, "
         "environments, shared, scratch (nvme-local, 10Gi, 50Gi, 200Gi), cvmfs (3 repositories), "
         "buckets (sidecar)",
-        "jobs: namespace jupyterhub, queue {project}, offloading past "
+        "jobs: namespace bunshin, queue {project}, offloading past "
         "virtual-node.interlink/no-schedule with JuiceFS for home, project, environments, shared "
         "and the sites' CVMFS",
     ]
@@ -107,7 +107,7 @@ def test_a_minimal_configuration_gets_the_documented_defaults() -> None:
     assert config.summary().splitlines()[-3:] == [
         "projects: 0",
         "storage: none",
-        "jobs: namespace jupyterhub, queue {project}, offloading past "
+        "jobs: namespace bunshin, queue {project}, offloading past "
         "virtual-node.interlink/no-schedule without storage",
     ]
     model = _load(_with(accelerators=[T4])).accelerators[0]
@@ -863,3 +863,20 @@ def test_several_problems_are_reported_together() -> None:
 )
 def test_paths_are_written_as_in_yaml(loc: tuple[int | str, ...], path: str) -> None:
     assert format_loc(loc) == path
+
+
+# -- jobs: where they run and what one user may pile up ---------------------------------------
+def test_jobs_default_to_a_namespace_of_their_own_and_bounded_requests() -> None:
+    jobs = _load(MINIMAL).jobs
+    assert jobs.namespace == "bunshin" and jobs.allow_hub_namespace is False
+    assert jobs.max_finished_jobs_per_user == 20
+    assert jobs.max_request_bytes == 1024 * 1024 and jobs.max_env_value_bytes == 4096
+    assert (jobs.max_log_bytes_per_pod, jobs.max_log_bytes_per_response) == (2**20, 8 * 2**20)
+    assert _load(_with(jobs={"allowHubNamespace": True})).jobs.allow_hub_namespace is True
+
+
+def test_a_request_limit_smaller_than_a_sandbox_is_refused() -> None:
+    lines = _errors(_with(jobs={"maxSandboxBytes": 600000, "maxRequestBytes": 1000000}))
+    assert any(
+        "maxRequestBytes (1000000) must be at least twice maxSandboxBytes" in line for line in lines
+    ), lines

@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 
 from ..config import PlatformConfigError
-from .app import bind_address, make_app, make_service
+from .app import bind_address, make_app, make_service, serve_http
+from .namespaces import NamespaceError
 
 
 async def serve(config_path: Path) -> None:
     service = await make_service(config_path)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/bunshin/")
     host, port = bind_address()
-    make_app(service, prefix).listen(port, address=host)
+    serve_http(make_app(service, prefix), service, host, port)
     logging.getLogger("bunshin").info("Bunshin serving on %s:%s%s", host, port, prefix)
     await asyncio.Event().wait()
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         asyncio.run(serve(args.config))
-    except PlatformConfigError as exc:
+    except (PlatformConfigError, NamespaceError) as exc:
         print(f"bunshin: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -160,6 +160,9 @@ def logs(args: argparse.Namespace) -> int:
                 sys.stdout.write(new if len(answer["pods"]) == 1 else _prefixed(pod["name"], new))
                 sys.stdout.flush()
             seen[pod["name"]] = len(text)
+        if answer.get("truncated") and not seen.get("\0cut"):
+            seen["\0cut"] = 1  # said once
+            print(f"bunshin: {answer.get('message') or 'the logs are cut'}", file=sys.stderr)
         if not args.follow:
             return 0
         status = call("GET", f"jobs/{args.id}")["status"]

@@ -164,8 +164,12 @@ class Jobs:
             return items
         return []
 
-    async def log(self, pod: str, tail: int | None) -> str:
-        query: dict[str, Any] = {"container": "main"}
+    async def log(self, pod: str, tail: int | None, limit: int) -> tuple[str, bool]:
+        """At most ``limit`` bytes of the pod's log (the last ``tail`` lines when given), and
+        whether it was cut. The API server stops at ``limitBytes``: a few bytes more than
+        wanted (a character's worth, which a decoder may drop when cut in half) tell a cut log
+        from one of exactly ``limit`` bytes."""
+        query: dict[str, Any] = {"container": "main", "limitBytes": limit + 4}
         if tail is not None:
             query["tailLines"] = tail
         try:
@@ -174,9 +178,12 @@ class Jobs:
             )
         except KubeError as exc:
             if exc.status in (400, 404):
-                return ""  # not started yet, or gone
+                return "", False  # not started yet, or gone
             raise unavailable("reading the logs", exc) from None
-        return text
+        data = text.encode()
+        if len(data) <= limit:
+            return text, False
+        return data[:limit].decode(errors="ignore"), True
 
     async def create(self, plan: JobPlan) -> JSON:
         """Create the suspended Job, then its sandbox; undo the Job if the sandbox fails.
@@ -263,6 +270,14 @@ class Jobs:
             replacement = json.loads(json.dumps(wanted))
             replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await self.kube.call("PUT", path, body=replacement)
+
+    async def delete(self, job: JSON) -> None:
+        """Delete a job with its pods and sandbox (background propagation)."""
+        try:
+            await self.kube.delete(self._jobs_path(job["metadata"]["name"]))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise unavailable("removing a job", exc) from None
 
     async def _undo(self, job: JSON) -> None:
         try:

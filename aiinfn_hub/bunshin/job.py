@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubespawner.slugs import is_valid_label, safe_slug
-
 from ..config import PlatformConfig
+from ..names import user_slug
 from ..spawner.pod_settings import LABEL_PREFIX
 from . import juicefs
 from .policy import JobPlan
@@ -31,15 +30,13 @@ WORKLOAD_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 def user_label(username: str) -> str:
-    """A label value standing for ``username`` (hashed when the name is not label-safe)."""
-    value: str = safe_slug(username, is_valid=is_valid_label, max_length=63)
-    return value
+    """A label value standing for ``username`` and no other user (see :mod:`aiinfn_hub.names`)."""
+    return user_slug(username)
 
 
 def job_name(username: str, suffix: str) -> str:
     """``bunshin-<user>-<suffix>``: unique (the suffix is random) and a valid Job name."""
-    slug: str = safe_slug(username, max_length=40)
-    return f"bunshin-{slug}-{suffix}"
+    return f"bunshin-{user_slug(username)}-{suffix}"
 
 
 def sandbox_name(name: str) -> str:

@@ -89,16 +89,24 @@ def _is_cvmfs(config: PlatformConfig, mount: JSON) -> bool:
 
 
 def _folder(
-    config: PlatformConfig, juicefs: JuiceFS, area: str, username: str, project: str
+    config: PlatformConfig,
+    juicefs: JuiceFS,
+    area: str,
+    username: str,
+    project: str,
+    uid: int | None = None,
 ) -> tuple[str, str, str] | None:
-    """``(folder in the file system, owner uid:gid, mode)`` for an area, or None."""
+    """``(folder in the file system, owner uid:gid, mode)`` for an area, or None. The home
+    belongs to ``uid``, the user id the server runs as (each user has their own), else to
+    ``storage.home.uid``."""
     template = getattr(juicefs, area)
     if template is None:
         return None
     folder = template.replace("{user}", user_folder(username)).replace("{project}", project)
     home = config.storage.home
     if area == "home":
-        return folder, f"{home.uid}:{home.gid}", nfs.HOME_MODE
+        owner = home.uid if uid is None else uid
+        return folder, f"{owner}:{home.gid}", nfs.HOME_MODE
     if area == "project":
         gid = config.projects[project].storage.gid
         return folder, f"0:{gid if gid is not None else 0}", nfs.PROJECT_MODE
@@ -119,12 +127,18 @@ def _with_parents(folders: list[tuple[str, str, str]]) -> list[str]:
 
 
 def offload_storage(
-    config: PlatformConfig, username: str, project: str, volumes: list[JSON], mounts: list[JSON]
+    config: PlatformConfig,
+    username: str,
+    project: str,
+    volumes: list[JSON],
+    mounts: list[JSON],
+    uid: int | None = None,
 ) -> OffloadStorage:
     """Map the cloned mounts for a remote site: portable volumes stay, the platform file
     system's home/project/areas become JuiceFS folders when configured, CVMFS the sites' own
     when they have it, other projects' folders are left out (a job works for one project),
-    everything else blocks the offload."""
+    everything else blocks the offload. ``uid``: the user id the server runs as (owner of
+    the home folder)."""
     juicefs = config.jobs.offload.juicefs
     by_name = {v["name"]: v for v in volumes}
     kept_volumes: dict[str, JSON] = {}
@@ -150,7 +164,9 @@ def offload_storage(
         area = _area(config, mount, project) if mount["name"] == nfs.VOLUME else None
         if area == "other-project":
             continue
-        target = _folder(config, juicefs, area, username, project) if juicefs and area else None
+        target = (
+            _folder(config, juicefs, area, username, project, uid) if juicefs and area else None
+        )
         if target is None:
             blockers.append(f"{mount['mountPath']} ({kind})")
             continue

@@ -12,7 +12,7 @@ import jinja2
 from tornado import web
 
 from ..spawner import policy as spawn_policy
-from .app import ApiHandler, submit
+from .app import ApiHandler, read_logs, submit
 from .cluster import owner
 from .errors import BunshinError
 
@@ -22,6 +22,7 @@ _TEMPLATES = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]),
 )
 ACTIVE = ("queued", "admitted", "running")
+PAGE_TAIL = 2000  # lines of each pod's log on the page (within the byte caps)
 
 
 def form_to_body(form: dict[str, str], offload_storage: bool = False) -> JSON:
@@ -146,9 +147,7 @@ class LogsPage(Page):
         try:
             job = await self.visible_job(job_id)
             (view,) = await self.views([job], owner(job))
-            pods = [
-                {**p, "log": await self.service.jobs.log(p["name"], 2000)} for p in view["pods"]
-            ]
+            pods = [p async for p in read_logs(self.service, view["pods"], PAGE_TAIL)]
             await self.render_page(logs={"id": job_id, "pods": pods})
         except BunshinError as exc:
             await self.on_error(exc)

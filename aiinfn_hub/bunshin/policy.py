@@ -1,8 +1,12 @@
 """Who may run what, where: a request + the user + the source pod -> a :class:`JobPlan` (pure).
 
 The Job is re-derived from the source pod, never copied: image, working directory, literal
-environment without hub tokens, and only the volumes the storage plan gives the user *now*
-(a project lost since the server started is not cloned). Offloaded pods leave the cluster with
+environment without hub tokens, the pod's user id, and only the volumes and mounts the storage
+plan gives the user *now*, as the plan has them (a project lost since the server started is not
+cloned; an area whose maintainers the user has left is read-only). Jobs run in their own
+namespace: what a volume names in the server's namespace (a claim, a Secret) cannot follow, so
+such a clone is refused with the list, and nothing holding a Secret (buckets and the user's
+token) is ever cloned. Offloaded pods leave the cluster with
 everything mounted into them, so cluster-local volumes refuse an offload, with the list, unless
 the configuration gives a JuiceFS stand-in for the platform file system (see ``juicefs``).
 """
@@ -21,7 +25,8 @@ from ..spawner.policy import UserContext
 from ..storage import storage_plan
 from ..storage.nfs import INIT_CONTAINER
 from .errors import BunshinError
-from .juicefs import JuiceFSPlan, offload_storage
+from .juicefs import CREDENTIALS_VOLUME, JuiceFSPlan, offload_storage
+from .namespaces import foreign_references
 from .request import JobRequest
 
 JSON = dict[str, Any]
@@ -178,11 +183,16 @@ def _storage(
     """The source pod's volumes the user may still use (as the storage plan says now)."""
     if not request.storage:
         return [], [], []
+    # only the plan's volumes and mounts are used: they do not depend on the user's id (the
+    # job runs as the source pod's user id, set by the hub)
     plan = storage_plan(
-        ctx.config, ctx.user.name, ctx.user.groups, scratch_size=None, token_secret=""
+        ctx.config, ctx.user.name, ctx.user.groups, scratch_size=None, token_secret="", user_id=0
     )
-    planned_mounts = {(m["name"], m["mountPath"], m.get("subPath")) for m in plan.mounts}
-    planned_volumes = {v["name"]: v for v in plan.volumes}
+    planned_mounts = {(m["name"], m["mountPath"], m.get("subPath")): m for m in plan.mounts}
+    # a job never holds a Secret of the user's (buckets' token): those volumes are not cloned
+    planned_volumes = {
+        v["name"]: v for v in plan.volumes if "a Secret" not in foreign_references(v)
+    }
     source_volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
     volumes: dict[str, JSON] = {}
     mounts: list[JSON] = []
@@ -196,18 +206,51 @@ def _storage(
             volumes[name] = {"name": name, "emptyDir": {"sizeLimit": size} if size else {}}
             mounts.append({"name": name, "mountPath": mount["mountPath"]})
             continue
-        if (name, mount["mountPath"], mount.get("subPath")) not in planned_mounts:
+        planned = planned_mounts.get((name, mount["mountPath"], mount.get("subPath")))
+        if planned is None:
             continue  # e.g. the folder of a project the user has left
         volumes[name] = planned_volumes[name]
-        kept = {k: mount[k] for k in ("name", "mountPath", "subPath", "readOnly") if k in mount}
-        if "mountPropagation" in mount:
-            kept["mountPropagation"] = mount["mountPropagation"]
-        mounts.append(kept)
+        # as the plan has it now (readOnly above all), not as the pod was started
+        mounts.append(dict(planned))
     # buckets need the rclone sidecar and the token Secret: not in jobs
     for name in ("buckets", "iam-token"):
         volumes.pop(name, None)
     mounts = [m for m in mounts if m["name"] in volumes]
     return list(volumes.values()), mounts, plan.supplemental_gids
+
+
+def _run_as(pod: JSON, container: JSON) -> JSON:
+    """The ids the server runs as: its container's, else its pod's (the per-user uid)."""
+    pod_level = (pod.get("spec") or {}).get("securityContext") or {}
+    own = container.get("securityContext") or {}
+    return {
+        key: own.get(key, pod_level.get(key))
+        for key in ("runAsUser", "runAsGroup", "runAsNonRoot")
+        if own.get(key, pod_level.get(key)) is not None
+    }
+
+
+def _check_namespace(ctx: JobContext, pod: JSON, volumes: list[JSON], mounts: list[JSON]) -> None:
+    """Refuse volumes naming objects of the server's namespace when the job runs elsewhere."""
+    source = (pod.get("metadata") or {}).get("namespace")
+    target = ctx.config.jobs.namespace
+    if not source or source == target:
+        return
+    paths: dict[str, list[str]] = {}
+    for mount in mounts:
+        paths.setdefault(mount["name"], []).append(mount["mountPath"])
+    blockers = [
+        f"{', '.join(paths.get(v['name'], [v['name']]))} ({' and '.join(refs)})"
+        for v in volumes
+        if v["name"] != CREDENTIALS_VOLUME and (refs := foreign_references(v))
+    ]
+    if blockers:
+        raise _invalid(
+            f"these folders cannot follow the job into the jobs' namespace {target!r}: "
+            f"{'; '.join(blockers)} of the server's namespace {source!r}; run it without your "
+            'folders ("storage": false in the API, "without my folders" on the page), or ask '
+            "the platform administrators"
+        )
 
 
 def _scratch_size(volume: JSON) -> str | None:
@@ -251,6 +294,15 @@ def plan_job(
     size = sum(len(k.encode()) + len(v.encode()) for k, v in request.sandbox.items())
     if size > jobs.max_sandbox_bytes:
         raise _invalid(f"sandbox: {size} bytes, at most {jobs.max_sandbox_bytes}")
+    too_long = sorted(
+        k for k, v in request.env.items() if len(v.encode()) > jobs.max_env_value_bytes
+    )
+    if too_long:
+        raise _invalid(
+            f"env: {', '.join(too_long)[:200]}: at most {jobs.max_env_value_bytes} bytes per "
+            "value; ship larger inputs as sandbox files"
+        )
+    run_as = _run_as(pod, container)
     volumes, mounts, gids = _storage(request, ctx, pod, container)
     juicefs = None
     if request.offload:
@@ -258,7 +310,9 @@ def plan_job(
             raise BunshinError(403, "forbidden", "offloading is not offered on this platform")
         if not ctx.can_offload:
             raise BunshinError(403, "forbidden", "you may not offload jobs (ask for the scope)")
-        remote = offload_storage(ctx.config, user.name, project, volumes, mounts)
+        remote = offload_storage(
+            ctx.config, user.name, project, volumes, mounts, uid=run_as.get("runAsUser")
+        )
         if remote.blockers:
             raise _invalid(
                 "offload: these folders cannot leave the cluster: "
@@ -267,11 +321,8 @@ def plan_job(
                 "scratch still go along)"
             )
         volumes, mounts, juicefs = remote.volumes, remote.mounts, remote.juicefs
-    security = {
-        k: v
-        for k, v in (container.get("securityContext") or {}).items()
-        if k in ("runAsUser", "runAsGroup", "runAsNonRoot")
-    }
+    _check_namespace(ctx, pod, volumes, mounts)
+    security = dict(run_as)
     security |= {
         "allowPrivilegeEscalation": False,
         "privileged": False,

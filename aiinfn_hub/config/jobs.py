@@ -149,7 +149,20 @@ class Jobs(ConfigSection):
     """Where and how Bunshin jobs run; limits every request is checked against."""
 
     namespace: KubeName = Field(
-        "jupyterhub", description="Namespace of the Jobs (the service's own). Default `jupyterhub`."
+        "bunshin",
+        description="Namespace of the Jobs, their sandboxes and the service's Secrets: one of "
+        "the service's own, e.g. `bunshin` (default). The service writes Secrets there, so it "
+        "refuses to start when this is the hub's namespace or the servers' (where every "
+        "user's token Secret lives) unless `allowHubNamespace` is set. A job runs in this "
+        "namespace, not its server's: folders of the server that use a PersistentVolumeClaim "
+        "or a Secret of the servers' namespace cannot follow it (such a clone is refused, "
+        "with the list), and buckets never follow.",
+    )
+    allow_hub_namespace: bool = Field(
+        False,
+        description="Let `namespace` be the hub's or the servers' namespace (where the "
+        "service then needs Secret write access next to every user's token Secret and the "
+        "hub's own). Default false: the service refuses to start with such a namespace.",
     )
     queue_name: str = Field(
         "{project}",
@@ -180,6 +193,40 @@ class Jobs(ConfigSection):
     max_sandbox_bytes: int = Field(
         256 * 1024, ge=1, description="Total size of the small files shipped with a job."
     )
+    max_finished_jobs_per_user: int = Field(
+        20,
+        ge=0,
+        description="Finished (succeeded, failed or cancelled) jobs a user keeps, with their "
+        "sandbox files, before `ttlSecondsAfterFinished` removes them: each new submission "
+        "deletes that user's oldest finished jobs beyond this number, so a loop of short jobs "
+        "cannot fill the cluster's database (cancelled jobs are never removed by the TTL). "
+        "Default 20.",
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body the service reads, in bytes; larger ones are "
+        "refused (400) before they are read. At least twice `maxSandboxBytes`, so a sandbox "
+        "within its limit always fits in its JSON. Default 1 MiB (tornado's own: 100 MB).",
+    )
+    max_env_value_bytes: int = Field(
+        4096,
+        ge=1,
+        description="Longest value (UTF-8 bytes) of one `env` variable of a request (at most "
+        "64 variables). Default 4096; ship larger inputs as sandbox files.",
+    )
+    max_log_bytes_per_pod: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Most bytes of one pod's log in one answer (the `limitBytes` of the "
+        "Kubernetes log request); the answer says when a log was cut. Default 1 MiB.",
+    )
+    max_log_bytes_per_response: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Most log bytes of all pods of a job in one answer; pods past it are "
+        "listed with an empty, cut log (ask for one pod's end with `tail=N`). Default 8 MiB.",
+    )
     images: list[ImageReference] = Field(
         default_factory=list,
         description="Images jobs may use besides their server's own. Default: none.",
@@ -201,6 +248,17 @@ class Jobs(ConfigSection):
         "",
         description="Members of this hub group see and cancel every job (as hub admins do).",
     )
+
+    @model_validator(mode="after")
+    def _request_fits_a_sandbox(self) -> Jobs:
+        """A sandbox within its own limit must not be cut off by the body limit first."""
+        if self.max_request_bytes < 2 * self.max_sandbox_bytes:
+            raise ValueError(
+                f"maxRequestBytes ({self.max_request_bytes}) must be at least twice "
+                f"maxSandboxBytes ({self.max_sandbox_bytes}): a sandbox within its limit must "
+                "fit in a request"
+            )
+        return self
 
     def summary(self) -> str:
         """One line: where jobs go and what offloading takes along."""

@@ -23,7 +23,8 @@ from aiinfn_hub.kube.rest import KubeRest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = JuiceFSPlan("cms", "bunshin-juicefs-cms")
-PATH = "/api/v1/namespaces/jupyterhub/secrets/bunshin-juicefs-cms"
+NAMESPACE = "bunshin"  # the jobs' own (examples/platform.yaml)
+PATH = f"/api/v1/namespaces/{NAMESPACE}/secrets/bunshin-juicefs-cms"
 
 
 def platform(credentials: Path) -> PlatformConfig:
@@ -37,11 +38,12 @@ def platform(credentials: Path) -> PlatformConfig:
 
 @pytest.fixture
 async def rest(tmp_path: Path) -> AsyncIterator[KubeRest]:
-    cluster = load_cluster_file(ROOT / "examples" / "cluster.yaml")  # has the namespace
+    cluster = load_cluster_file(ROOT / "examples" / "cluster.yaml")
+    cluster = cluster.model_copy(update={"namespaces": [*cluster.namespaces, NAMESPACE]})
     with Emulator(cluster, state_dir=tmp_path / "emulator") as emulator:
         configuration = client.Configuration()
         await config.load_kube_config(
-            str(emulator.write_kubeconfig(namespace="jupyterhub")),
+            str(emulator.write_kubeconfig(namespace=NAMESPACE)),
             client_configuration=configuration,
         )
         async with client.ApiClient(configuration) as api:
@@ -87,10 +89,10 @@ async def test_a_secret_of_that_name_owned_by_someone_else_is_left_alone(
     foreign = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "bunshin-juicefs-cms", "namespace": "jupyterhub"},
+        "metadata": {"name": "bunshin-juicefs-cms", "namespace": NAMESPACE},
         "stringData": {"metaurl": "redis://theirs:6379/0"},
     }
-    await rest.post("/api/v1/namespaces/jupyterhub/secrets", foreign)
+    await rest.post(f"/api/v1/namespaces/{NAMESPACE}/secrets", foreign)
     with pytest.raises(BunshinError) as exc:
         await Jobs(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
     assert exc.value.status == 500 and "belongs to someone else" in exc.value.message

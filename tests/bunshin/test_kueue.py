@@ -69,7 +69,13 @@ def test_the_emulated_api_server_accepts_every_object(example_cluster: Any, tmp_
     with Emulator(example_cluster, state_dir=tmp_path) as emulator:
         requests.post(
             f"{emulator.url}/api/v1/namespaces",
-            json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "jupyterhub"}},
+            json={
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": CONFIG.jobs.namespace},
+            },
+            headers=emulator.auth_headers,
+            verify=emulator.ca_file,
             timeout=10,
         )
         for obj in kueue_objects(CONFIG):
@@ -80,7 +86,11 @@ def test_the_emulated_api_server_accepts_every_object(example_cluster: Any, tmp_
             namespace = obj["metadata"].get("namespace")
             scope = f"/namespaces/{namespace}" if namespace else ""
             response = requests.post(
-                f"{emulator.url}/apis/{group}/{version}{scope}/{plural}", json=obj, timeout=10
+                f"{emulator.url}/apis/{group}/{version}{scope}/{plural}",
+                json=obj,
+                headers=emulator.auth_headers,
+                verify=emulator.ca_file,
+                timeout=10,
             )
             assert response.status_code == 201, (obj["metadata"]["name"], response.text)
 

@@ -85,11 +85,37 @@ def test_home_project_and_mapped_areas_become_juicefs_folders() -> None:
     assert p.juicefs.secret == "bunshin-juicefs-cms"
     assert p.juicefs.folders == [
         "homes:0:0:0755",
-        "homes/dana:1000:100:0700",
+        "homes/dana:100003:100:0700",  # the user id dana's server runs as
         "projects:0:0:0755",
         "projects/cms:0:5002:2770",
         "envs:0:0:0755",
     ]
+
+
+@pytest.mark.parametrize(
+    ("pod_uid", "container_uid", "owner"),
+    [(100042, None, 100042), (1000, 100042, 100042), (None, None, 1000)],
+)
+def test_the_juicefs_home_belongs_to_the_user_id_the_server_runs_as(
+    pod_uid: int | None, container_uid: int | None, owner: int
+) -> None:
+    """Each user runs as their own id (the pod's, else its notebook container's); a server
+    without one gets ``storage.home.uid`` (1000 in the example)."""
+    server = pod()
+    server["spec"]["securityContext"] = {"runAsUser": pod_uid} if pod_uid else {}
+    (notebook,) = [c for c in server["spec"]["containers"] if c["name"] == "notebook"]
+    notebook["securityContext"].pop("runAsUser", None)
+    if container_uid:
+        notebook["securityContext"]["runAsUser"] = container_uid
+    cfg = config(cvmfs=None, shared=None)
+    ctx = JobContext(UserContext("dana", frozenset({"cms"})), cfg, True, 0)
+    request = parse_request({"command": ["x"], "offload": True, "project": "cms"})
+    p = plan_job(request, ctx, server, "")
+    assert f"homes/dana:{owner}:100:0700" in p.juicefs.folders
+    if pod_uid or container_uid:  # the job's container runs as the server does
+        assert p.security_context["runAsUser"] == owner
+    else:
+        assert "runAsUser" not in p.security_context
 
 
 def test_areas_without_a_stand_in_still_refuse_the_offload_with_their_paths() -> None:

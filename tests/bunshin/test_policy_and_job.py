@@ -48,18 +48,13 @@ def test_the_clone_keeps_image_workdir_safe_env_and_current_volumes() -> None:
     assert "SEED" in names and "HOME" in names and "SCRATCH" in names
     assert not [n for n in names if n.startswith(("JUPYTERHUB_", "JPY_", "MEM_", "CPU_"))]
     volumes = {v["name"]: v for v in p.volumes}
-    assert set(volumes) == {
-        "platform-fs",
-        "scratch",
-        "cvmfs-sft-cern-ch---7723ad10",
-        "cvmfs-cms-cern-ch---02153b5a",
-        "cvmfs-lhcb-cern-ch---12a28fde",
-    }
+    cvmfs = {v["name"] for v in pod("cpu-only")["spec"]["volumes"] if "csi" in v}
+    assert len(cvmfs) == 3 and set(volumes) == {"platform-fs", "scratch", *cvmfs}
     assert volumes["scratch"] == {"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}}
     paths = {m["mountPath"] for m in p.mounts}
     assert "/home/jovyan/projects/cms" in paths and "/home/jovyan/buckets" not in paths
     assert p.supplemental_gids == [5002] and p.project == "cms"
-    assert p.security_context["runAsUser"] == 1000
+    assert p.security_context["runAsUser"] == 100003  # the server's own (per-user) id
     assert p.security_context["capabilities"] == {"drop": ["ALL"]}
 
 
@@ -207,3 +202,28 @@ def test_the_pod_must_be_the_one_the_hub_started() -> None:
     with pytest.raises(BunshinError) as exc:
         plan_job(request, context("cms"), pod("cpu-only"), "", "another-uid")
     assert exc.value.status == 409 and "not the one the hub started" in exc.value.message
+
+
+def test_read_only_comes_from_the_storage_plan_now_not_from_the_pod() -> None:
+    """dana started her server as a maintainer of the environments area, then left the
+    maintainers: her jobs mount it read-only at once, as her next server would."""
+    server = pod("cpu-only")
+    (notebook,) = [c for c in server["spec"]["containers"] if c["name"] == "notebook"]
+    (envs,) = [m for m in notebook["volumeMounts"] if m["mountPath"] == "/envs"]
+    envs["readOnly"] = False
+    p = plan_job(parse_request({"command": ["x"]}), context("cms"), server, "")
+    (cloned,) = [m for m in p.mounts if m["mountPath"] == "/envs"]
+    assert cloned["readOnly"] is True
+    # and a maintainer now gets the write access the running pod lacked
+    p = plan_job(
+        parse_request({"command": ["x"]}), context("cms", "env-maintainers"), pod("cpu-only"), ""
+    )
+    (cloned,) = [m for m in p.mounts if m["mountPath"] == "/envs"]
+    assert cloned["readOnly"] is False
+
+
+def test_long_env_values_are_refused_with_the_limit() -> None:
+    with pytest.raises(BunshinError) as exc:
+        plan({"command": ["x"], "env": {"BIG": "x" * 4097, "OK": "y"}}, context("cms"))
+    assert exc.value.status == 422 and "env: BIG: at most 4096 bytes" in exc.value.message
+    assert plan({"command": ["x"], "env": {"FIT": "x" * 4096}}, context("cms")).env

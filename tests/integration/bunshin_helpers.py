@@ -1,5 +1,6 @@
-"""What the Bunshin integration tests share: the service's hub configuration, a signed-in
-user with an API token, and Kueue's part (admitting a queued Job)."""
+"""What the Bunshin integration tests share: the service's hub configuration (and the jobs'
+own namespace), a signed-in user with an API token, and Kueue's part (admitting a queued
+Job)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from iam_platform import NAMESPACE, Hub, sign_in, wait_for
+from iam_platform import Hub, sign_in, wait_for
 
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.processes import free_port
+
+JOBS_NAMESPACE = "bunshin"  # examples/platform.yaml's jobs.namespace: not the servers'
 
 BUNSHIN_CONFIG = """
 from aiinfn_hub.bunshin.hub_config import configure_bunshin
@@ -28,7 +31,16 @@ configure_bunshin(
 
 
 def bunshin_config(emulator: Emulator, platform: Path) -> str:
-    """Hub configuration adding the Bunshin service (hub-managed) for ``platform``."""
+    """Hub configuration adding the Bunshin service (hub-managed) for ``platform``; creates
+    the jobs' namespace in the cluster, as an administrator does."""
+    created = requests.post(
+        f"{emulator.url}/api/v1/namespaces",
+        json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": JOBS_NAMESPACE}},
+        headers=emulator.auth_headers,
+        verify=emulator.ca_file,
+        timeout=10,
+    )
+    assert created.status_code in (201, 409), created.text
     return BUNSHIN_CONFIG.format(
         platform=str(platform),
         port=free_port(),
@@ -82,8 +94,14 @@ class User:
 
 def admit(hub: Hub, job_id: str) -> None:
     """Kueue's part: an admitted Workload for the Job, then the Job unsuspended."""
-    base = hub.emulator.url
-    job = requests.get(f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}", timeout=10)
+    base, auth, namespace = hub.emulator.url, hub.emulator.auth_headers, JOBS_NAMESPACE
+    ca = hub.emulator.ca_file
+    job = requests.get(
+        f"{base}/apis/batch/v1/namespaces/{namespace}/jobs/{job_id}",
+        headers=auth,
+        verify=ca,
+        timeout=10,
+    )
     job.raise_for_status()
     uid = job.json()["metadata"]["uid"]
     workload = {
@@ -91,14 +109,16 @@ def admit(hub: Hub, job_id: str) -> None:
         "kind": "Workload",
         "metadata": {
             "name": f"job-{job_id}",
-            "namespace": NAMESPACE,
+            "namespace": namespace,
             "labels": {"kueue.x-k8s.io/job-uid": uid},
         },
         "spec": {"queueName": "cms", "podSets": [{"name": "main", "count": 1}]},
     }
     created = requests.post(
-        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads",
+        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads",
         json=workload,
+        headers=auth,
+        verify=ca,
         timeout=10,
     )
     assert created.status_code == 201, created.text
@@ -117,15 +137,17 @@ def admit(hub: Hub, job_id: str) -> None:
         }
     }
     requests.patch(
-        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads/job-{job_id}/status",
+        f"{base}/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads/job-{job_id}/status",
         json=status,
-        headers={"Content-Type": "application/merge-patch+json"},
+        headers={"Content-Type": "application/merge-patch+json", **auth},
+        verify=ca,
         timeout=10,
     ).raise_for_status()
     requests.patch(
-        f"{base}/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{job_id}",
+        f"{base}/apis/batch/v1/namespaces/{namespace}/jobs/{job_id}",
         json={"spec": {"suspend": False}},
-        headers={"Content-Type": "application/merge-patch+json"},
+        headers={"Content-Type": "application/merge-patch+json", **auth},
+        verify=ca,
         timeout=10,
     ).raise_for_status()
 

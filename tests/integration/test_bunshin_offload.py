@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
+from bunshin_helpers import (
+    JOBS_NAMESPACE,
+    User,
+    admit,
+    bunshin_config,
+    status_of,
+    wait_for_bunshin,
+)
 from iam_platform import NAMESPACE, Hub, platform_with_storage, running_platform, wait_for
 
 from aiinfn_hub.config import load_platform_config
@@ -82,7 +89,9 @@ def run_offloaded(hub: Hub, user: User, script: str) -> dict[str, Any]:
         wait_for(lambda: status_of(user, job_id) in ("succeeded", "failed"), 90, f"job {job_id}")
     except AssertionError:
         pods = [
-            p for p in hub.emulator.objects("Pod", NAMESPACE) if job_id in p["metadata"]["name"]
+            p
+            for p in hub.emulator.objects("Pod", JOBS_NAMESPACE)
+            if job_id in p["metadata"]["name"]
         ]
         raise AssertionError(f"job {job_id} did not end: pods {pods}") from None
     job: dict[str, Any] = user.call("GET", f"jobs/{job_id}").json()
@@ -113,7 +122,16 @@ def test_offloaded_jobs_share_a_juicefs_home_instead_of_nfs(
     assert first["status"] == "succeeded", first
     assert [p["node"] for p in first["pods"]] == [NAME]  # on the interLink virtual node
     text = logs(bob, first["id"])
-    assert "home 1000:100 700" in text and "project 5003 2770" in text
+    # the home belongs to the user id bob's server runs as (his own), as on NFS
+    server = next(
+        p for p in hub.emulator.objects("Pod", NAMESPACE) if p["metadata"]["name"] == "jupyter-bob"
+    )
+    (notebook,) = [c for c in server["spec"]["containers"] if c["name"] == "notebook"]
+    uid = notebook.get("securityContext", {}).get("runAsUser") or server["spec"].get(
+        "securityContext", {}
+    ).get("runAsUser", 1000)
+    assert uid != 1000  # bob's own id, not the shared one
+    assert f"home {uid}:100 700" in text and "project 5003 2770" in text
 
     # a second pod mounts the same file system and finds the first one's file
     second = run_offloaded(hub, bob, 'cat "$HOME/from-job.txt"')
@@ -134,7 +152,10 @@ def test_offloaded_jobs_share_a_juicefs_home_instead_of_nfs(
 
     # the service wrote the project's Secret; users never see the password
     secret = requests.get(
-        f"{hub.emulator.url}/api/v1/namespaces/{NAMESPACE}/secrets/bunshin-juicefs-lhcb-flashsim",
+        f"{hub.emulator.url}/api/v1/namespaces/{JOBS_NAMESPACE}/secrets/"
+        "bunshin-juicefs-lhcb-flashsim",
+        headers=hub.emulator.auth_headers,
+        verify=hub.emulator.ca_file,
         timeout=10,
     ).json()
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "bunshin"
