@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -57,6 +57,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "frame-ancestors 'self'",
     "X-Content-Type-Options": "nosniff",
 }
+MAX_LOG_READS_PER_USER = 2
 _TAIL = re.compile(r"[0-9]{1,7}")  # ASCII digits only: str.isdigit() also takes "²"
 log = logging.getLogger("bunshin")
 
@@ -97,6 +98,26 @@ class Service:
         self.jobs = jobs
         self.servers_namespace = servers_namespace  # where a server's pod is, when unrecorded
         self.user_locks = UserLocks()  # one submission of a user at a time (see submit)
+        self._log_reads: dict[str, int] = {}  # log answers in progress, per user
+
+    @contextlib.contextmanager
+    def reading_logs(self, username: str) -> Iterator[None]:
+        """At most ``MAX_LOG_READS_PER_USER`` log answers of one user at a time: each holds up
+        to a capped answer in memory, so parallel (or slowly read) requests must be bounded."""
+        if self._log_reads.get(username, 0) >= MAX_LOG_READS_PER_USER:
+            raise BunshinError(
+                429,
+                "too-many-requests",
+                f"you are already reading logs in {MAX_LOG_READS_PER_USER} requests; wait for "
+                "them to finish",
+            )
+        self._log_reads[username] = self._log_reads.get(username, 0) + 1
+        try:
+            yield
+        finally:
+            self._log_reads[username] -= 1
+            if not self._log_reads[username]:
+                del self._log_reads[username]
 
 
 class ServiceAuth(HubOAuth):  # type: ignore[misc]
@@ -151,6 +172,7 @@ class ApiHandler(Authenticated, web.RequestHandler):
         super().check_xsrf_cookie()
 
     def prepare(self) -> None:
+        """The XSRF check for changes (subclasses overriding this must call it first)."""
         _ = self.current_user  # a token first (then exempt from XSRF), else the cookie
         self._caller_known = True
         if self.request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -302,28 +324,26 @@ async def submit_job(service: Service, user: UserContext, can_offload: bool, bod
 
 
 def _active(jobs: list[JSON]) -> list[JSON]:
-    """Queued or running jobs, oldest first (ties by name: every replica sees one order)."""
-    return sorted(
-        (j for j in jobs if job_status(j, None, [])[0] not in FINISHED),
-        key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]),
-    )
+    """Queued or running jobs."""
+    return [j for j in jobs if job_status(j, None, [])[0] not in FINISHED]
 
 
 async def _within_quota(service: Service, job: JSON, mine: list[JSON]) -> None:
-    """Counted again after the create: another replica may have created one meanwhile. The
-    jobs past the limit in creation order are removed by their own creators."""
+    """Counted again after the create: another replica may have created one meanwhile. A
+    replica that then sees more active jobs than the limit removes its own new job, whatever
+    the order: replicas may see different lists, so no order-based choice is safe, and when
+    both roll back the user is merely asked to try again (fails safe)."""
     limit = service.config.jobs.max_active_jobs_per_user
-    kept = [j["metadata"]["name"] for j in _active(mine)[:limit]]
-    if job["metadata"]["name"] in kept or not any(
-        j["metadata"]["name"] == job["metadata"]["name"] for j in mine
-    ):
+    name = job["metadata"]["name"]
+    active = _active(mine)
+    if len(active) <= limit or all(j["metadata"]["name"] != name for j in active):
         return
     await service.jobs.delete(job)
     raise BunshinError(
         409,
         "over-quota",
-        f"you have {limit} queued or running jobs and the limit is {limit}; wait for some "
-        "to finish or cancel them",
+        f"you have {len(active) - 1} queued or running jobs and the limit is {limit}; wait "
+        "for some to finish or cancel them, then submit again",
     )
 
 
@@ -362,7 +382,7 @@ async def read_logs(service: Service, pods: list[JSON], tail: int | None) -> Asy
         except BunshinError as exc:
             yield {**pod, "log": "", "truncated": False, "error": exc.message}
             continue
-        budget -= len(text.encode())
+        budget -= len(json.dumps(text, ensure_ascii=False).encode())  # what is sent
         yield {**pod, "log": text, "truncated": cut}
 
 
@@ -407,14 +427,15 @@ class JobLogsHandler(ApiHandler):
             job = await self.visible_job(job_id)
             (view,) = await self.views([job], owner(job))
             jobs = self.service.config.jobs
-            self.set_header("Content-Type", "application/json")
-            self.write(f'{{"id": {json.dumps(job_id)}, "pods": [')
-            cut, first = False, True
-            async for pod in read_logs(self.service, view["pods"], tail):
-                cut = cut or pod["truncated"]
-                self.write(("" if first else ", ") + json.dumps(pod))
-                first = False
-                await self.flush()
+            with self.service.reading_logs(self.caller()["name"]):
+                self.set_header("Content-Type", "application/json")
+                self.write(f'{{"id": {json.dumps(job_id)}, "pods": [')
+                cut, first = False, True
+                async for pod in read_logs(self.service, view["pods"], tail):
+                    cut = cut or pod["truncated"]
+                    self.write(("" if first else ", ") + json.dumps(pod, ensure_ascii=False))
+                    first = False
+                    await self.flush()
             message = (
                 f"logs are cut at {jobs.max_log_bytes_per_pod} bytes per pod and "
                 f"{jobs.max_log_bytes_per_response} per answer: ask for a pod's end with tail=N"
@@ -462,6 +483,7 @@ class QueuesHandler(ApiHandler):
 
 class NotFoundHandler(ApiHandler):
     def prepare(self) -> None:
+        super().prepare()  # every handler's prepare runs the XSRF check first
         raise web.HTTPError(404, "no such API path")
 
 

@@ -106,7 +106,8 @@ def _folder(
     home = config.storage.home
     if area == "home":
         owner = home.uid if uid is None else uid
-        return folder, f"{owner}:{home.gid}", nfs.HOME_MODE
+        # an existing home must already be this user's (storage-init.sh refuses otherwise)
+        return folder, f"{owner}:{home.gid}", f"{nfs.HOME_MODE}:owned"
     if area == "project":
         gid = config.projects[project].storage.gid
         return folder, f"0:{gid if gid is not None else 0}", nfs.PROJECT_MODE

@@ -147,7 +147,8 @@ class LogsPage(Page):
         try:
             job = await self.visible_job(job_id)
             (view,) = await self.views([job], owner(job))
-            pods = [p async for p in read_logs(self.service, view["pods"], PAGE_TAIL)]
+            with self.service.reading_logs(self.caller()["name"]):
+                pods = [p async for p in read_logs(self.service, view["pods"], PAGE_TAIL)]
             await self.render_page(logs={"id": job_id, "pods": pods})
         except BunshinError as exc:
             await self.on_error(exc)

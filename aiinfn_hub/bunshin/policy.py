@@ -183,10 +183,15 @@ def _storage(
     """The source pod's volumes the user may still use (as the storage plan says now)."""
     if not request.storage:
         return [], [], []
-    # only the plan's volumes and mounts are used: they do not depend on the user's id (the
-    # job runs as the source pod's user id, set by the hub)
+    # only the plan's volumes and mounts are used: they do not depend on the user's number
+    # (the job runs as the source pod's user id, set by the hub)
     plan = storage_plan(
-        ctx.config, ctx.user.name, ctx.user.groups, scratch_size=None, token_secret="", user_id=0
+        ctx.config,
+        ctx.user.name,
+        ctx.user.groups,
+        scratch_size=None,
+        token_secret="",
+        user_number=0,
     )
     planned_mounts = {(m["name"], m["mountPath"], m.get("subPath")): m for m in plan.mounts}
     # a job never holds a Secret of the user's (buckets' token): those volumes are not cloned
@@ -324,6 +329,7 @@ def plan_job(
     _check_namespace(ctx, pod, volumes, mounts)
     security = dict(run_as)
     security |= {
+        "runAsNonRoot": True,  # never root, even if the source pod did not say
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},

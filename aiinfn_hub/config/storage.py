@@ -112,12 +112,12 @@ class HomeStorage(ConfigSection):
         ge=1000,
         le=2**31 - 2**24,
         description="Each user's notebooks and Bunshin jobs run as their own numeric user id, "
-        "`uidBase + <the user's JupyterHub id>`, which also owns their home: files in shared "
+        "`uidBase + <the user's number>`, which also owns their home: files in shared "
         "project folders show who wrote them, and a home is protected by the file system, not "
-        "only by which folder is mounted. Ids are allocated by the hub database (never reused "
-        "while it is kept; with SQLite, do not delete the most recent user: deactivate "
-        "instead), so back it up: if it is lost, users get new ids at their next login and "
-        "their servers refuse to start on a home owned by another id, with a message (an "
+        "only by which folder is mounted. The number is allocated once per username in the hub "
+        "database (table `aiinfn_user_ids`) and never reused, even when the hub user is "
+        "deleted. Back the database up: if it is lost, numbers are allocated again and a "
+        "server whose home belongs to another id refuses to start, with a message (an "
         "administrator then re-owns the home: `chown -R <new id> <home>`). Empty (`null`): "
         "everyone runs as `uid` (shared id; `check-config` warns). Default 100000.",
     )
@@ -129,9 +129,9 @@ class HomeStorage(ConfigSection):
     )
     gid: int = Field(100, ge=0, description="Primary group id of notebooks. Default 100.")
 
-    def user_uid(self, user_id: int) -> int:
-        """The numeric user id of the hub user whose JupyterHub id is ``user_id``."""
-        return self.uid if self.uid_base is None else self.uid_base + user_id
+    def user_uid(self, user_number: int) -> int:
+        """The numeric user id of the user whose number is ``user_number``."""
+        return self.uid if self.uid_base is None else self.uid_base + user_number
 
 
 class ProjectFolders(ConfigSection):

@@ -93,7 +93,7 @@ class DevPlatform:
         root = os.geteuid() == 0
         storage: dict[str, Any] = {
             "nfs": {"server": "nfs.local", "path": "/exports"},
-            # as root, each user's home belongs to their own id (uidBase + hub id), as on a
+            # as root, each user's home belongs to their own id (uidBase + number), as on a
             # cluster; otherwise the folders can only be ours
             "home": (
                 {"uidBase": 100000, "gid": 100}

@@ -34,6 +34,7 @@ from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_opt
 from .pod_settings import pod_settings
 from .policy import UserContext
 from .token_secret import token_secret_manifest, token_secret_name
+from .user_ids import user_number
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
@@ -246,7 +247,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             self.user_context().groups,
             scratch_size=scratch_size,
             token_secret=token_secret_name(self.user.name),
-            user_id=self.user.id,
+            user_number=user_number(self.user.db, self.user.name),
         )
         for trait, value in spawner_settings(plan, self._storage_base).items():
             setattr(self, trait, value)

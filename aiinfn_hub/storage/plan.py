@@ -53,12 +53,13 @@ def storage_plan(
     *,
     scratch_size: str | None,
     token_secret: str,
-    user_id: int,
+    user_number: int,
 ) -> StoragePlan:
     """The storage of ``username``'s server; ``groups`` are the user's hub groups now.
 
-    ``user_id`` is the user's JupyterHub id: the server runs as, and the home belongs to,
-    ``storage.home.user_uid(user_id)``, a numeric id no other user has.
+    ``user_number`` is the user's own number (see :mod:`aiinfn_hub.spawner.user_ids`): the
+    server runs as, and the home belongs to, ``storage.home.user_uid(user_number)``, a numeric
+    id no other user has.
     """
     storage = config.storage
     volumes: list[JSON] = []
@@ -70,7 +71,7 @@ def storage_plan(
     notes: list[str] = []
     uid = gid = None
     working_dir = None
-    user_uid = storage.home.user_uid(user_id)
+    user_uid = storage.home.user_uid(user_number)
 
     if storage.nfs is not None:
         volumes.append(nfs.nfs_volume(storage.nfs))

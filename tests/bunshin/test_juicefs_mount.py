@@ -28,7 +28,7 @@ pytestmark = [
         reason="needs redis-server, juicefs and the local S3 server (scripts/setup)",
     ),
 ]
-FOLDERS = ("homes:0:0:0755", "homes/dana:1000:100:0700")
+FOLDERS = ("homes:0:0:0755", "homes/dana:1000:100:0700:owned")
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,7 @@ def test_folders_on_a_claim_of_the_servers_namespace_refuse_the_clone_with_their
 def test_buckets_and_the_users_token_never_follow_a_job() -> None:
     cfg = config(buckets={"mode": "csi"})
     buckets = storage_plan(
-        cfg, "dana", frozenset({"cms"}), scratch_size=None, token_secret="tok-dana", user_id=3
+        cfg, "dana", frozenset({"cms"}), scratch_size=None, token_secret="tok-dana", user_number=3
     )
     server = pod()
     (notebook,) = [c for c in server["spec"]["containers"] if c["name"] == "notebook"]

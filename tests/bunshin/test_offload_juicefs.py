@@ -85,7 +85,7 @@ def test_home_project_and_mapped_areas_become_juicefs_folders() -> None:
     assert p.juicefs.secret == "bunshin-juicefs-cms"
     assert p.juicefs.folders == [
         "homes:0:0:0755",
-        "homes/dana:100003:100:0700",  # the user id dana's server runs as
+        "homes/dana:100001:100:0700:owned",  # the user id dana's server runs as
         "projects:0:0:0755",
         "projects/cms:0:5002:2770",
         "envs:0:0:0755",
@@ -111,7 +111,7 @@ def test_the_juicefs_home_belongs_to_the_user_id_the_server_runs_as(
     ctx = JobContext(UserContext("dana", frozenset({"cms"})), cfg, True, 0)
     request = parse_request({"command": ["x"], "offload": True, "project": "cms"})
     p = plan_job(request, ctx, server, "")
-    assert f"homes/dana:{owner}:100:0700" in p.juicefs.folders
+    assert f"homes/dana:{owner}:100:0700:owned" in p.juicefs.folders
     if pod_uid or container_uid:  # the job's container runs as the server does
         assert p.security_context["runAsUser"] == owner
     else:

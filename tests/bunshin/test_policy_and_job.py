@@ -54,7 +54,7 @@ def test_the_clone_keeps_image_workdir_safe_env_and_current_volumes() -> None:
     paths = {m["mountPath"] for m in p.mounts}
     assert "/home/jovyan/projects/cms" in paths and "/home/jovyan/buckets" not in paths
     assert p.supplemental_gids == [5002] and p.project == "cms"
-    assert p.security_context["runAsUser"] == 100003  # the server's own (per-user) id
+    assert p.security_context["runAsUser"] == 100001  # the server's own (per-user) id
     assert p.security_context["capabilities"] == {"drop": ["ALL"]}
 
 
@@ -227,3 +227,12 @@ def test_long_env_values_are_refused_with_the_limit() -> None:
         plan({"command": ["x"], "env": {"BIG": "x" * 4097, "OK": "y"}}, context("cms"))
     assert exc.value.status == 422 and "env: BIG: at most 4096 bytes" in exc.value.message
     assert plan({"command": ["x"], "env": {"FIT": "x" * 4096}}, context("cms")).env
+
+
+def test_a_job_never_runs_as_root_even_from_a_pod_that_did_not_say() -> None:
+    source = pod("cpu-only")
+    for holder in (source["spec"], *source["spec"]["containers"]):
+        (holder.get("securityContext") or {}).pop("runAsNonRoot", None)
+        (holder.get("securityContext") or {}).pop("runAsUser", None)
+    p = plan_job(parse_request({"command": ["id"]}), context("cms"), source, "")
+    assert p.security_context["runAsNonRoot"] is True and "runAsUser" not in p.security_context

@@ -20,8 +20,9 @@ from kubernetes_asyncio import client, config
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.httpserver import HTTPServer
 
-from aiinfn_hub.bunshin.app import Service, ServiceAuth, make_app, serve_http
+from aiinfn_hub.bunshin.app import Service, ServiceAuth, _within_quota, make_app, serve_http
 from aiinfn_hub.bunshin.cluster import HubClient, Jobs
+from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
@@ -214,6 +215,41 @@ async def test_two_replicas_racing_roll_back_what_passes_the_limit(service: Runn
     assert sorted(j["metadata"]["name"] for j in await service.jobs()) == sorted(created)
 
 
+async def test_a_replica_that_sees_the_limit_passed_removes_its_own_job(service: Running) -> None:
+    """Replicas may see different lists: A listed before B's job existed (and kept its own),
+    B sees three. B must roll back its own job whatever the names or timestamps say."""
+    body = json.dumps({"command": ["true"]})
+    first, second = [await service.call("POST", "jobs", body=body) for _ in range(2)]
+    assert (first.code, second.code) == (201, 201)
+    # "B" created a job at the same moment; its name sorts before the others
+    template = next(iter(await service.jobs()))
+    raced = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "bunshin-dana-000000",
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"]["annotations"],
+        },
+        "spec": {k: v for k, v in template["spec"].items() if k != "selector"},
+    }
+    raced["spec"]["template"]["metadata"]["labels"] = {
+        k: v
+        for k, v in raced["spec"]["template"]["metadata"]["labels"].items()
+        if not k.startswith(("batch.kubernetes.io/", "controller-uid", "job-name"))
+    }
+    job = await service.kube.post(f"/apis/batch/v1/namespaces/{JOBS}/jobs", raced)
+    cfg = platform()
+    replica = Service(
+        cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), Jobs(service.kube, cfg)
+    )
+    with pytest.raises(BunshinError) as over:
+        await _within_quota(replica, job, await replica.jobs.of_user("dana"))
+    assert over.value.status == 409 and "limit is 2" in over.value.message
+    names = {j["metadata"]["name"] for j in await service.jobs()}
+    assert "bunshin-dana-000000" not in names and len(names) == 2
+
+
 async def test_logs_are_cut_per_pod_and_per_answer_and_say_so(service: Running) -> None:
     body = json.dumps({"command": ["yes"], "completions": 3, "parallelism": 3})
     answer = await service.call("POST", "jobs", body=body)
@@ -304,3 +340,16 @@ async def test_finished_jobs_past_the_cap_go_oldest_first_with_their_sandboxes(
         return f"{finished[0]}-sandbox" not in [m["metadata"]["name"] for m in maps["items"]]
 
     await wait_until(sandbox_gone, "the oldest job's sandbox to go with it")
+
+
+def test_one_user_reads_logs_in_at_most_two_requests_at_once() -> None:
+    cfg = platform()
+    svc = Service(cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), Jobs(None, cfg))  # type: ignore[arg-type]
+    with svc.reading_logs("dana"), svc.reading_logs("dana"):
+        with pytest.raises(BunshinError) as busy, svc.reading_logs("dana"):
+            pass
+        assert busy.value.status == 429 and "already reading logs in 2" in busy.value.message
+        with svc.reading_logs("erin"):  # others are not held back
+            pass
+    with svc.reading_logs("dana"):  # released: reads again
+        pass

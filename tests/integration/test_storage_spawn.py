@@ -8,6 +8,7 @@ from hub_helpers import add_user, until
 from jupyterhub import orm
 
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.spawner.user_ids import user_number
 from aiinfn_hub.storage.naming import user_folder, volume_name
 
 NS = "jupyterhub"
@@ -51,7 +52,7 @@ async def test_spawned_pod_has_exactly_the_planned_storage(hub: Any, emulator: E
     assert notebook["workingDir"] == "/home/jovyan"
     # the notebook container stays within the restricted profile; only the sidecar is privileged
     security = notebook["securityContext"]
-    uid = 100000 + alice.id  # the user's own id: uidBase + JupyterHub's user id
+    uid = 100000 + user_number(hub.db, "alice")  # the user's own id: uidBase + their number
     assert security["runAsNonRoot"] is True and security["runAsUser"] == uid
     assert security["capabilities"] == {"drop": ["ALL"]} and "privileged" not in security
     assert sidecar["securityContext"] == {"privileged": True}
@@ -127,8 +128,31 @@ async def test_users_whose_old_slugs_collide_get_their_own_pod_home_secret_and_i
         home = next(m for m in notebook["volumeMounts"] if m["mountPath"] == "/home/jovyan")
         return home["subPath"], notebook["securityContext"]["runAsUser"]
 
-    assert home_and_uid(a) == (f"homes/{user_folder(first.name)}", 100000 + first.id)
-    assert home_and_uid(b) == (f"homes/{user_folder(second.name)}", 100000 + second.id)
-    assert home_and_uid(a)[0] != home_and_uid(b)[0] and first.id != second.id
+    numbers = user_number(hub.db, first.name), user_number(hub.db, second.name)
+    assert home_and_uid(a) == (f"homes/{user_folder(first.name)}", 100000 + numbers[0])
+    assert home_and_uid(b) == (f"homes/{user_folder(second.name)}", 100000 + numbers[1])
+    assert home_and_uid(a)[0] != home_and_uid(b)[0] and numbers[0] != numbers[1]
     await first.spawner.stop()
     await second.spawner.stop()
+
+
+async def test_a_deleted_users_number_is_never_given_to_someone_else(
+    hub: Any, emulator: Emulator
+) -> None:
+    # SQLite gives the id of a deleted newest user to the next one: the number must not follow
+    erin = add_user(hub, "erin", "cms")
+    await erin.spawner.start()
+    (pod,) = emulator.objects("Pod", NS)
+    erin_uid = pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
+    await erin.spawner.stop()
+    await until(lambda: not emulator.objects("Pod", NS))
+    erin_id = erin.id
+    hub.users.delete(erin)
+    frank = add_user(hub, "frank", "cms")
+    await frank.spawner.start()
+    (pod,) = emulator.objects("Pod", NS)
+    frank_uid = pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
+    assert frank.id == erin_id  # the hub database reused the id...
+    assert frank_uid != erin_uid  # ...but not the number
+    assert user_number(hub.db, "erin") == erin_uid - 100000  # still reserved for erin
+    await frank.spawner.stop()

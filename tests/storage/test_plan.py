@@ -32,7 +32,7 @@ def plan(  # type: ignore[no-untyped-def]
     user: str = "alice",
     *groups: str,
     scratch: str | None = None,
-    user_id: int = 42,
+    user_number: int = 42,
 ):
     return storage_plan(
         cfg,
@@ -40,7 +40,7 @@ def plan(  # type: ignore[no-untyped-def]
         frozenset(groups),
         scratch_size=scratch,
         token_secret=f"aiinfn-token-{user}",
-        user_id=user_id,
+        user_number=user_number,
     )
 
 
@@ -64,12 +64,16 @@ def test_a_user_in_no_project_gets_home_shared_areas_scratch_cvmfs_and_own_bucke
 
 def test_each_user_runs_as_their_own_id_and_owns_their_home() -> None:
     cfg = config()
-    alice, bob = plan(cfg, "alice", user_id=1), plan(cfg, "bob", user_id=2)
+    alice, bob = plan(cfg, "alice", user_number=1), plan(cfg, "bob", user_number=2)
     assert (alice.uid, bob.uid) == (100001, 100002)
     assert alice.init_containers[0]["args"][1] == "/export/homes/alice:100001:100:0700:owned"
     assert bob.init_containers[0]["args"][1] == "/export/homes/bob:100002:100:0700:owned"
     shared = config(home={"uidBase": None, "uid": 1000})
-    assert plan(shared, "alice", user_id=1).uid == plan(shared, "bob", user_id=2).uid == 1000
+    alice_shared, bob_shared = (
+        plan(shared, "alice", user_number=1),
+        plan(shared, "bob", user_number=2),
+    )
+    assert alice_shared.uid == bob_shared.uid == 1000
 
 
 def test_projects_give_their_folders_gids_and_buckets_only_to_members() -> None:
