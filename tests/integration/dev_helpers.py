@@ -40,6 +40,12 @@ class Dev:
     def output(self) -> str:
         return self.out.read_text(errors="replace")
 
+    def hub_log_tail(self, lines: int = 60) -> str:
+        """The end of the hub's log (hub, proxy, Bunshin), for a failing test's message."""
+        log = self.state / "hub.log"
+        text = log.read_text(errors="replace") if log.exists() else "(no hub.log)"
+        return "\n".join(text.splitlines()[-lines:])
+
     def interrupt(self, times: int = 1) -> int:
         """Ctrl-C, ``times`` times half a second apart (an impatient user presses it twice)."""
         for i in range(times):
