@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from .config import PlatformConfigError, load_platform_config
+from .config import PlatformConfigError, config_provider
 from .hub_setup import configure_hub
 
 
@@ -59,13 +58,10 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
     env = os.environ if env is None else env
     platform_file = _required(env, "AIINFN_PLATFORM_CONFIG")
     try:
-        load_platform_config(Path(platform_file))  # fail early, with the bad key's path
+        # fail early, with the bad key's path; the spawner and authenticator share this provider
+        config_provider(platform_file).current()
     except PlatformConfigError as exc:
         raise ConfigurationError(f"jupyterhub_config.py: {exc}") from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"jupyterhub_config.py: cannot read {platform_file}: {exc.strerror}"
-        ) from None
     configure_hub(c, platform_file)
 
     admin_groups = _groups(env, "AIINFN_ADMIN_GROUPS", "platform-admins")

@@ -3,8 +3,9 @@
     .venv/bin/python bench/bunshin.py [--users 20] [--jobs 200]
 
 ``--users`` notebook pods (as AIInfnSpawner makes them) run in the emulator; ``--jobs``
-submissions, spread over the users, go through the service's own submission path (request
-parsing, policy, Job builder, Kubernetes calls) concurrently. The Hub API lookup is answered
+submissions, spread over the users, go through the service's own submission path
+(``JobService.submit_job``: request parsing, policy, Job builder, Kubernetes calls)
+concurrently. The Hub API lookup is answered
 from memory (the hub is not what is measured). Prints p50/p95 submit latency, jobs/s, the
 Kubernetes API calls per submission against the minimum a quota-safe submission needs (read
 the source pod, count the user's jobs, create the Job, count again: several service replicas
@@ -24,13 +25,12 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from aiinfn_hub.bunshin.app import Service, submit_job
-from aiinfn_hub.bunshin.cluster import Jobs
+from aiinfn_hub.bunshin.service import JobService
 from aiinfn_hub.config import load_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.kube.rest import KubeRest
-from aiinfn_hub.spawner.policy import UserContext
+from aiinfn_hub.platform.entitlements import UserContext
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_POD = ROOT / "tests" / "golden" / "pod-cpu-only.json"
@@ -48,15 +48,16 @@ class CountingRest(KubeRest):
 
 
 class MemoryHub:
-    """The Hub API's answer about a user's server, from memory (the hub is not measured)."""
+    """The Hub API's answer about a user, from memory (the hub is not measured)."""
 
-    async def server(self, username: str, server: str) -> dict[str, Any]:
-        return {"ready": True, "state": {"pod_name": f"jupyter-{username}"}}
+    async def user(self, username: str) -> dict[str, Any]:
+        server = {"ready": True, "state": {"pod_name": f"jupyter-{username}"}}
+        return {"name": username, "servers": {"": server}}
 
 
-async def submit(service: Service, user: str, body: dict[str, Any]) -> float:
+async def submit(service: JobService, user: str, body: dict[str, Any]) -> float:
     began = time.perf_counter()
-    await submit_job(service, UserContext(user, frozenset({"cms"})), False, body)
+    await service.submit_job(UserContext(user, frozenset({"cms"})), False, body)
     return time.perf_counter() - began
 
 
@@ -93,8 +94,7 @@ async def run(users: int, count: int) -> None:
             if sum(p["status"].get("phase") == "Running" for p in listed["items"]) == users:
                 break
             await asyncio.sleep(0.2)
-        hub: Any = MemoryHub()
-        service = Service(cfg, hub, Jobs(rest, cfg), servers_namespace=namespace)
+        service = JobService(cfg, MemoryHub(), rest, servers_namespace=namespace)
         CountingRest.calls = 0
         body = {"command": ["python", "train.py"], "cpu": 1, "memory": "4Gi"}
         began = time.perf_counter()

@@ -25,10 +25,10 @@ from aiinfn_hub.dev.emulator.cluster import ClusterSpec, node_object
 from aiinfn_hub.dev.emulator.resources import NODES, PODS
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.emulator.store import Store
-from aiinfn_hub.inventory import accelerator_availability, usage_by_node
+from aiinfn_hub.inventory.availability import accelerator_availability, usage_by_node
+from aiinfn_hub.inventory.live import LiveInventory
 from aiinfn_hub.kube.informer import ClusterView
-from aiinfn_hub.live_inventory import LiveInventory
-from aiinfn_hub.spawner.policy import UserContext
+from aiinfn_hub.platform.entitlements import UserContext
 from aiinfn_hub.spawner.spawner import render_form
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,12 @@ import pytest
 
 from aiinfn_hub.config import PlatformConfig, load_platform_config
 from aiinfn_hub.dev.emulator.cluster import initial_objects, load_cluster_file
-from aiinfn_hub.inventory import (
+from aiinfn_hub.inventory.availability import (
     ModelAvailability,
     accelerator_availability,
-    is_virtual,
     usage_by_node,
 )
+from aiinfn_hub.platform.placement import is_virtual_node
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -114,9 +115,28 @@ def test_cordoned_and_virtual_nodes_are_not_offered(
         },
         "status": {"allocatable": {"nvidia.com/gpu": "100"}},
     }
-    assert is_virtual(virtual)
+    assert is_virtual_node(virtual, config.jobs.offload)
     models = _by_name(accelerator_availability(config, [*nodes, virtual], {}))
     assert models["t4"].total == 0 and models["t4"].servers == ()
+
+
+def test_virtual_nodes_are_those_the_configuration_names(
+    config: PlatformConfig, nodes: list[dict[str, Any]]
+) -> None:
+    """A site whose virtual nodes carry another taint, or only a label, configures it once."""
+    offload = config.jobs.offload.model_copy(
+        update={"taint_key": "example.org/remote", "node_selector": {"site": "leonardo"}}
+    )
+    site = config.model_copy(update={"jobs": config.jobs.model_copy(update={"offload": offload})})
+    tainted, labelled = copy.deepcopy(nodes[0]), copy.deepcopy(nodes[2])
+    tainted["metadata"]["name"], labelled["metadata"]["name"] = "vk-a", "vk-b"
+    tainted["spec"]["taints"] = [{"key": "example.org/remote", "effect": "NoSchedule"}]
+    labelled["metadata"]["labels"]["site"] = "leonardo"
+    assert is_virtual_node(tainted, offload) and is_virtual_node(labelled, offload)
+    assert not is_virtual_node(tainted, config.jobs.offload)  # the default taint key differs
+    both = _by_name(accelerator_availability(site, [*nodes, tainted, labelled], {}))
+    alone = _by_name(accelerator_availability(site, nodes, {}))
+    assert {m: both[m].total for m in both} == {m: alone[m].total for m in alone}
 
 
 def test_reserved_nodes_are_shown_only_to_their_project(

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from kubespawner.slugs import safe_slug
 
 from aiinfn_hub.bunshin.job import job_name, user_label
-from aiinfn_hub.names import user_server_slug, user_slug
+from aiinfn_hub.platform.names import user_server_slug, user_slug
+from aiinfn_hub.platform.storage.naming import user_folder
 from aiinfn_hub.spawner.token_secret import token_secret_name
-from aiinfn_hub.storage.naming import user_folder
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # Two valid IAM usernames whose kubespawner "safe slug" (32 bits of hash) is the same: found by

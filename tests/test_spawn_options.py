@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiinfn_hub.config import PlatformConfig, load_platform_config
-from aiinfn_hub.inventory import ModelAvailability, ServerAvailability
-from aiinfn_hub.spawner import policy
+from aiinfn_hub.inventory.availability import ModelAvailability, ServerAvailability
+from aiinfn_hub.platform import entitlements as policy
+from aiinfn_hub.platform.entitlements import UserContext
 from aiinfn_hub.spawner.options import (
     FIELDS,
     OptionsError,
@@ -20,7 +21,6 @@ from aiinfn_hub.spawner.options import (
     validate_options,
 )
 from aiinfn_hub.spawner.pod_settings import RESTRICTED_CONTAINER_SECURITY, pod_settings
-from aiinfn_hub.spawner.policy import UserContext
 
 CONFIG = load_platform_config(Path(__file__).resolve().parent.parent / "examples" / "platform.yaml")
 NOBODY = UserContext("nobody", frozenset())

@@ -27,7 +27,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from traitlets import Bool, Float, Integer, List, Set, Unicode, default
 
-from ..config import load_platform_config
+from ..config import config_provider
 from . import bindings, tokens
 from .claims import ClaimError, groups_from_claim, username_from_claims
 from .discovery import DiscoveryError, ProviderEndpoints, discovery_url, parse_discovery
@@ -247,7 +247,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
     def _storage_token_audience_default(self) -> str:
         if not self.platform_config_file:
             return ""
-        buckets = load_platform_config(Path(self.platform_config_file)).storage.buckets
+        buckets = config_provider(self.platform_config_file).current().storage.buckets
         return buckets.token_audience if buckets is not None else ""
 
     @default("allowed_groups")
@@ -255,7 +255,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         """Members of any configured project may log in, unless allowed_groups says otherwise."""
         if not self.platform_config_file:
             return set()
-        return set(load_platform_config(Path(self.platform_config_file)).projects)
+        return set(config_provider(self.platform_config_file).current().projects)
 
     @default("client_id")
     def _client_id_default(self) -> str:
@@ -784,7 +784,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
             return
         if self._project_groups is None:
             self._project_groups = project_group_properties(
-                load_platform_config(Path(self.platform_config_file))
+                config_provider(self.platform_config_file).current()
             )
         changed = apply_group_properties(db, self._project_groups)
         if changed:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import PlatformConfig
+from ..platform.vocabulary import MANAGER_HUB
 
-MANAGED_BY = "aiinfn-hub"
+MANAGED_BY = MANAGER_HUB  # the group property saying the hub keeps the group in sync
 
 
 def project_group_properties(config: PlatformConfig) -> dict[str, dict[str, Any]]:

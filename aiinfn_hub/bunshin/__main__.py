@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from ..config import PlatformConfigError
-from .app import bind_address, make_app, make_service, serve_http
+from ..services.web import bind_address, service_prefix
+from .app import make_app, make_service, serve_http
 from .namespaces import NamespaceError
+from .scopes import SERVICE
 
 
 async def serve(config_path: Path) -> None:
     service = await make_service(config_path)
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/bunshin/")
+    prefix = service_prefix(name=SERVICE)
     host, port = bind_address()
     serve_http(make_app(service, prefix), service, host, port)
     logging.getLogger("bunshin").info("Bunshin serving on %s:%s%s", host, port, prefix)

@@ -1,342 +1,137 @@
-"""The service's I/O: the Hub API (whose server, which pod) and Kubernetes (jobs, pods, logs).
+"""The Kubernetes side of Bunshin: reads and writes the objects of jobs, and nothing else.
 
-Thin on purpose: decisions live in ``policy`` and ``job``; here calls are made and failures
-become :class:`BunshinError` with what the user can do about them.
+It gets finished manifests (built by ``job`` and ``juicefs``, named by ``service``) and
+answers with what the API server sends: a read of something missing is ``None``, a deletion of
+something gone is ``False``, every other failure a :class:`~aiinfn_hub.kube.rest.KubeError`
+naming the object's kind, namespace and name. What a failure means for the user is decided by
+the caller (``service``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import secrets
-import time
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-from ..config import PlatformConfig
 from ..kube.rest import KubeError, KubeRest
-from ..spawner.pod_settings import LABEL_PREFIX
-from .errors import BunshinError
-from .job import (
-    CANCELLED,
-    MANAGED_BY,
-    USER_LABEL,
-    job_manifest,
-    job_name,
-    sandbox_configmap,
-    user_label,
-)
-from .juicefs import PASSWORD_KEY, JuiceFSPlan, credentials_secret
-from .policy import JobPlan
 
 JSON = dict[str, Any]
-WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")
-SECRET_RECHECK_SECONDS = 60.0  # a Secret written by us is trusted this long before a re-read
-log = logging.getLogger("bunshin")
+WORKLOAD_GROUP = "kueue.x-k8s.io"
+WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")  # newest first; a cluster serves one or both
+# kind -> (API prefix, resource) of the kinds a job is made of
+_RESOURCES = {
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "Pod": ("/api/v1", "pods"),
+    "Secret": ("/api/v1", "secrets"),
+}
 
 
-def unavailable(what: str, error: KubeError) -> BunshinError:
-    if error.status == 0 or error.status >= 500:
-        return BunshinError(
-            503,
-            "unavailable",
-            f"the cluster did not answer while {what} ({error.reason}); nothing was left "
-            "half-made, try again in a moment",
-        )
-    return BunshinError(500, "cluster-refused", f"the cluster refused {what}: {error.message}")
+def object_path(kind: str, namespace: str, name: str = "") -> str:
+    """The API path of a namespaced object (or of its collection, without ``name``)."""
+    prefix, resource = _RESOURCES[kind]
+    base = f"{prefix}/namespaces/{namespace}/{resource}"
+    return f"{base}/{name}" if name else base
 
 
-class HubClient:
-    """Reads users' servers from the Hub API with the service's own token."""
+class JobCluster:
+    """Jobs, their pods, sandboxes, credentials Secrets and Kueue Workloads."""
 
-    def __init__(self, api_url: str, token: str) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.http = AsyncHTTPClient()
-
-    async def server(self, username: str, server: str) -> JSON:
-        """The user's named server model (with ``state``), or 409 when it is not running."""
-        request = HTTPRequest(
-            f"{self.api_url}/users/{quote(username, safe='')}",
-            headers={"Authorization": f"token {self.token}"},
-            request_timeout=15,
-        )
-        try:
-            response = await self.http.fetch(request)
-        except HTTPClientError as exc:
-            if exc.code == 404:
-                raise BunshinError(404, "not-found", "no such user on the hub") from None
-            raise BunshinError(503, "unavailable", "the hub did not answer; try again") from None
-        except OSError:
-            raise BunshinError(503, "unavailable", "the hub did not answer; try again") from None
-        model = json.loads(response.body)
-        found = (model.get("servers") or {}).get(server)
-        label = f"server {server!r}" if server else "your default server"
-        if not found or not found.get("ready"):
-            raise BunshinError(
-                409, "no-server", f"{label} is not running: start it, then clone it as a job"
-            )
-        state: JSON = found.get("state") or {}
-        if not state.get("pod_name"):
-            raise BunshinError(409, "no-server", f"{label} has no pod to clone")
-        return dict(found)
-
-
-class Jobs:
-    """Jobs, their pods, sandboxes and Kueue workloads in the jobs' namespace."""
-
-    def __init__(self, kube: KubeRest, config: PlatformConfig) -> None:
+    def __init__(self, kube: KubeRest) -> None:
         self.kube = kube
-        self.config = config
-        self._secrets_checked: dict[str, tuple[str, float]] = {}
-        self._secret_locks: dict[str, asyncio.Lock] = {}
 
-    @property
-    def namespace(self) -> str:
-        return self.config.jobs.namespace
+    async def read(self, kind: str, namespace: str, name: str) -> JSON | None:
+        """The object, or None when it does not exist."""
+        found: JSON | None = await self.kube.get_or_none(object_path(kind, namespace, name))
+        return found
 
-    def _jobs_path(self, name: str = "") -> str:
-        base = f"/apis/batch/v1/namespaces/{self.namespace}/jobs"
-        return f"{base}/{name}" if name else base
-
-    async def pod(self, namespace: str, name: str) -> JSON:
-        try:
-            pod: JSON = await self.kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
-        except KubeError as exc:
-            if exc.status == 404:
-                raise BunshinError(409, "no-server", "the server's pod is gone") from None
-            raise unavailable("reading your server's pod", exc) from None
-        return pod
-
-    async def of_user(self, username: str | None) -> list[JSON]:
-        selector = f"app.kubernetes.io/managed-by={MANAGED_BY}"
-        if username is not None:
-            selector += f",{USER_LABEL}={user_label(username)}"
-        try:
-            answer = await self.kube.get(self._jobs_path(), labelSelector=selector)
-        except KubeError as exc:
-            raise unavailable("listing jobs", exc) from None
+    async def list_objects(self, kind: str, namespace: str, selector: str = "") -> list[JSON]:
+        """The objects of ``kind`` in ``namespace`` matching the label ``selector``."""
+        query = {"labelSelector": selector} if selector else {}
+        answer = await self.kube.get(object_path(kind, namespace), **query)
         items: list[JSON] = answer.get("items") or []
-        if username is not None:  # the label may be a hash: confirm with the exact name
-            items = [j for j in items if owner(j) == username]
         return items
 
-    async def get(self, name: str) -> JSON:
-        try:
-            job: JSON = await self.kube.get(self._jobs_path(name))
-        except KubeError as exc:
-            if exc.status == 404:
-                raise BunshinError(404, "not-found", f"no job {name!r}") from None
-            raise unavailable("reading the job", exc) from None
-        if (job["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
-            raise BunshinError(404, "not-found", f"no job {name!r}")
-        return job
+    async def create(self, manifest: JSON) -> JSON:
+        """Create ``manifest`` in its namespace (a taken name is a KubeError with 409)."""
+        meta = manifest["metadata"]
+        created: JSON = await self.kube.post(
+            object_path(manifest["kind"], meta["namespace"]), manifest
+        )
+        return created
 
-    async def pods(self, selector_user: str | None = None) -> list[JSON]:
-        selector = f"app.kubernetes.io/managed-by={MANAGED_BY}"
-        if selector_user is not None:
-            selector += f",{USER_LABEL}={user_label(selector_user)}"
+    async def replace(self, manifest: JSON) -> JSON:
+        """Replace the object (``manifest`` carries the ``resourceVersion`` it replaces)."""
+        meta = manifest["metadata"]
+        replaced: JSON = await self.kube.put(
+            object_path(manifest["kind"], meta["namespace"], meta["name"]), manifest
+        )
+        return replaced
+
+    async def merge_patch(self, kind: str, namespace: str, name: str, patch: JSON) -> JSON:
+        """Apply a JSON merge patch; the object as it is now."""
+        patched: JSON = await self.kube.merge_patch(object_path(kind, namespace, name), patch)
+        return patched
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete with what it owns (background propagation); False when already gone."""
         try:
-            answer = await self.kube.get(
-                f"/api/v1/namespaces/{self.namespace}/pods", labelSelector=selector
+            await self.kube.delete(object_path(kind, namespace, name))
+        except KubeError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
+    async def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+    ) -> str | None:
+        """The container's log as the API server cuts it; None when the pod is gone."""
+        query: dict[str, Any] = {"container": container}
+        if limit_bytes is not None:
+            query["limitBytes"] = limit_bytes
+        if tail_lines is not None:
+            query["tailLines"] = tail_lines
+        try:
+            text: str = await self.kube.call(
+                "GET", f"{object_path('Pod', namespace, pod)}/log", query=query, text=True
             )
         except KubeError as exc:
-            raise unavailable("listing the jobs' pods", exc) from None
-        items: list[JSON] = answer.get("items") or []
-        return items
+            if exc.not_found:
+                return None
+            raise
+        return text
 
-    async def workloads(self) -> list[JSON]:
+    async def workloads(self, namespace: str) -> list[JSON]:
         """Kueue Workloads of the namespace (v1beta2, else v1beta1; none without Kueue)."""
         for version in WORKLOAD_VERSIONS:
             try:
                 answer = await self.kube.get(
-                    f"/apis/kueue.x-k8s.io/{version}/namespaces/{self.namespace}/workloads"
+                    f"/apis/{WORKLOAD_GROUP}/{version}/namespaces/{namespace}/workloads"
                 )
             except KubeError as exc:
-                if exc.status == 404:
+                if exc.not_found:
                     continue
-                raise unavailable("reading the queue", exc) from None
+                raise
             items: list[JSON] = answer.get("items") or []
             return items
         return []
 
-    async def log(self, pod: str, tail: int | None, limit: int) -> tuple[str, bool]:
-        """At most ``limit`` bytes of the pod's log (the last ``tail`` lines when given), and
-        whether it was cut. The API server stops at ``limitBytes``: a few bytes more than
-        wanted (a character's worth, which a decoder may drop when cut in half) tell a cut log
-        from one of exactly ``limit`` bytes."""
-        query: dict[str, Any] = {"container": "main", "limitBytes": limit + 4}
-        if tail is not None:
-            query["tailLines"] = tail
+    async def patch_workload(self, namespace: str, workload: JSON, patch: JSON) -> bool:
+        """Merge-patch a Workload in the version it was read in; False when it is gone."""
+        version = workload.get("apiVersion", f"{WORKLOAD_GROUP}/{WORKLOAD_VERSIONS[0]}")
+        path = (
+            f"/apis/{WORKLOAD_GROUP}/{version.split('/')[-1]}/namespaces/{namespace}/"
+            f"workloads/{workload['metadata']['name']}"
+        )
         try:
-            text: str = await self.kube.call(
-                "GET", f"/api/v1/namespaces/{self.namespace}/pods/{pod}/log", query=query, text=True
-            )
+            await self.kube.merge_patch(path, patch)
         except KubeError as exc:
-            if exc.status in (400, 404):
-                return "", False  # not started yet, or gone
-            raise unavailable("reading the logs", exc) from None
-        data = text.encode()
-        if len(data) <= limit:
-            return text, False
-        return data[:limit].decode(errors="ignore"), True
-
-    async def create(self, plan: JobPlan) -> JSON:
-        """Create the suspended Job, then its sandbox; undo the Job if the sandbox fails.
-
-        An offloaded job with JuiceFS folders first gets its project's credentials Secret.
-        """
-        if plan.juicefs is not None:
-            await self.ensure_juicefs_secret(plan.juicefs)
-        for _ in range(3):
-            name = f"{_job_prefix(plan.user)}-{secrets.token_hex(3)}"
-            manifest = job_manifest(plan, self.config, name)
-            try:
-                job: JSON = await self.kube.post(self._jobs_path(), manifest)
-                break
-            except KubeError as exc:
-                if exc.status == 409:
-                    continue  # the random suffix is taken: draw another
-                raise unavailable("creating the job", exc) from None
-        else:
-            raise BunshinError(503, "unavailable", "could not find a free job name; try again")
-        if plan.sandbox:
-            try:
-                await self.kube.post(
-                    f"/api/v1/namespaces/{self.namespace}/configmaps",
-                    sandbox_configmap(plan, job),
-                )
-            except KubeError as exc:
-                await self._undo(job)
-                raise unavailable("storing the sandbox files", exc) from None
-        return job
-
-    async def ensure_juicefs_secret(self, plan: JuiceFSPlan) -> None:
-        """Write the project's JuiceFS Secret when it is missing or stale (passwords rotate).
-
-        The Secret is the service's: one that exists without our label is never overwritten.
-        One writer per project at a time; a race with another replica (409) is read again.
-        """
-        settings = self.config.jobs.offload.juicefs
-        assert settings is not None
-        password = read_password(Path(settings.credentials_dir), plan.project)
-        wanted = credentials_secret(settings, plan.project, self.namespace, password, MANAGED_BY)
-        digest = json.dumps(wanted, sort_keys=True)
-        lock = self._secret_locks.setdefault(plan.project, asyncio.Lock())
-        async with lock:
-            seen_digest, seen_at = self._secrets_checked.get(plan.project, ("", 0.0))
-            if seen_digest == digest and time.monotonic() - seen_at < SECRET_RECHECK_SECONDS:
-                return
-            for attempt in range(3):
-                try:
-                    await self._write_secret(plan.secret, wanted)
-                    break
-                except KubeError as exc:
-                    if exc.status == 409 and attempt < 2:
-                        continue  # created or changed meanwhile: read it again
-                    raise unavailable(
-                        "writing the project's file system credentials", exc
-                    ) from None
-            self._secrets_checked[plan.project] = (digest, time.monotonic())
-
-    async def _write_secret(self, name: str, wanted: JSON) -> None:
-        path = f"/api/v1/namespaces/{self.namespace}/secrets/{name}"
-        try:
-            current: JSON | None = await self.kube.get(path)
-        except KubeError as exc:
-            if exc.status != 404:
-                raise unavailable("reading the project's file system credentials", exc) from None
-            current = None
-        if current is None:
-            await self.kube.post(f"/api/v1/namespaces/{self.namespace}/secrets", wanted)
-            return
-        labels = current["metadata"].get("labels") or {}
-        if labels.get("app.kubernetes.io/managed-by") != MANAGED_BY:
-            log.error("Secret %s/%s exists and is not Bunshin's", self.namespace, name)
-            raise BunshinError(
-                500,
-                "misconfigured",
-                "the project's file system credentials cannot be written (a Secret of that "
-                "name belongs to someone else); tell the platform administrators",
-            )
-        wanted_labels = wanted["metadata"]["labels"]
-        if current.get("data") != wanted["data"] or any(
-            labels.get(k) != v for k, v in wanted_labels.items()
-        ):
-            replacement = json.loads(json.dumps(wanted))
-            replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            await self.kube.call("PUT", path, body=replacement)
-
-    async def delete(self, job: JSON) -> None:
-        """Delete a job with its pods and sandbox (background propagation)."""
-        try:
-            await self.kube.delete(self._jobs_path(job["metadata"]["name"]))
-        except KubeError as exc:
-            if exc.status != 404:
-                raise unavailable("removing a job", exc) from None
-
-    async def _undo(self, job: JSON) -> None:
-        try:
-            await self.kube.delete(self._jobs_path(job["metadata"]["name"]))
-        except KubeError as exc:  # an admin finds it labelled as ours; say so in the log
-            log.error("could not remove job %s after a failure: %s", job["metadata"]["name"], exc)
-
-    async def cancel(self, job: JSON, by: str) -> JSON:
-        try:
-            updated: JSON = await self.kube.merge_patch(
-                self._jobs_path(job["metadata"]["name"]),
-                {"metadata": {"annotations": {CANCELLED: by}}, "spec": {"suspend": True}},
-            )
-        except KubeError as exc:
-            raise unavailable("cancelling the job", exc) from None
-        await self._deactivate_workloads(updated)
-        return updated
-
-    async def _deactivate_workloads(self, job: JSON) -> None:
-        """Tell Kueue the job is over: its Workload inactive, so it is never admitted again."""
-        uid = job["metadata"].get("uid")
-        for workload in await self.workloads():
-            if (workload["metadata"].get("labels") or {}).get("kueue.x-k8s.io/job-uid") != uid:
-                continue
-            version = workload.get("apiVersion", "kueue.x-k8s.io/v1beta2").split("/")[-1]
-            path = (
-                f"/apis/kueue.x-k8s.io/{version}/namespaces/{self.namespace}/workloads/"
-                f"{workload['metadata']['name']}"
-            )
-            try:
-                await self.kube.merge_patch(path, {"spec": {"active": False}})
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise unavailable("deactivating the job's queue entry", exc) from None
-
-
-def owner(job: JSON) -> str:
-    """The exact hub username of a job's owner."""
-    return str((job["metadata"].get("annotations") or {}).get(f"{LABEL_PREFIX}/user", ""))
-
-
-def read_password(folder: Path, project: str) -> str | None:
-    """The metadata engine's password for ``project``: ``<project>.meta-password``, else
-    ``meta-password``, else none. Read at each use so a rotated Secret takes effect."""
-    for name in (f"{project}.{PASSWORD_KEY}", PASSWORD_KEY):
-        try:
-            return (folder / name).read_text().strip() or None
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.error("cannot read %s: %s", folder / name, exc)
-            raise BunshinError(
-                500,
-                "misconfigured",
-                "the service cannot read the project's file system credentials; tell the "
-                "platform administrators",
-            ) from None
-    return None
-
-
-def _job_prefix(username: str) -> str:
-    return job_name(username, "x")[:-2]
+            if exc.not_found:
+                return False
+            raise
+        return True

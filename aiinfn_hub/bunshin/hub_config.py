@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from .app import ADMIN, OFFLOAD, SUBMIT
+from ..services.registration import access_scope, grant, grant_to_every_user, register_service
+from .scopes import ADMIN, DESCRIPTIONS, OFFLOAD, SERVICE, SUBMIT
 
-SERVICE = "bunshin"
-ACCESS = f"access:services!service={SERVICE}"
+ACCESS = access_scope(SERVICE)
 
 
 def configure_bunshin(
@@ -28,50 +27,18 @@ def configure_bunshin(
     all jobs. Servers' own tokens get the submit scope, so the ``bunshin`` CLI works inside a
     server with ``$JUPYTERHUB_API_TOKEN``.
     """
-    service: dict[str, Any] = {
-        "name": SERVICE,
-        "url": url,
-        "display": True,
-        "oauth_no_confirm": True,
-        "oauth_client_allowed_scopes": [SUBMIT, OFFLOAD, ADMIN],
-    }
-    if managed:
-        service["command"] = [
-            sys.executable,
-            "-m",
-            "aiinfn_hub.bunshin",
-            "--config",
-            platform_config_file,
-        ]
-        service["environment"] = dict(environment or {})
-    c.JupyterHub.services.append(service)
-    c.JupyterHub.custom_scopes.update(
-        {
-            SUBMIT: {"description": "Submit Bunshin jobs (clones of your servers)."},
-            OFFLOAD: {"description": "Offload Bunshin jobs to remote sites."},
-            ADMIN: {"description": "See and cancel everyone's Bunshin jobs."},
-        }
+    register_service(
+        c,
+        SERVICE,
+        url,
+        module="aiinfn_hub.bunshin" if managed else None,
+        arguments=["--config", platform_config_file],
+        environment=environment,
+        custom_scopes=DESCRIPTIONS,
     )
-    c.JupyterHub.load_roles.extend(
-        [
-            {
-                "name": "bunshin-service",
-                "services": [SERVICE],
-                "scopes": ["read:users", "read:users:groups", "read:servers", "admin:server_state"],
-            },
-            {"name": "user", "scopes": ["self", ACCESS, SUBMIT]},
-            {
-                "name": "bunshin-offload",
-                "groups": list(offload_groups or []),
-                "scopes": [ACCESS, OFFLOAD],
-            },
-            {
-                "name": "bunshin-admin",
-                "groups": list(admin_groups or []),
-                "scopes": [ACCESS, ADMIN],
-            },
-        ]
-    )
+    grant_to_every_user(c, [ACCESS, SUBMIT])
+    grant(c, "bunshin-offload", [ACCESS, OFFLOAD], groups=offload_groups or [])
+    grant(c, "bunshin-admin", [ACCESS, ADMIN], groups=admin_groups or [])
     # where the `bunshin` CLI inside a server finds the service
     c.AIInfnSpawner.bunshin_url = f"{url.rstrip('/')}/services/{SERVICE}/api/v1"
     c.Spawner.server_token_scopes = [

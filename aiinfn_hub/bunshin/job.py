@@ -14,23 +14,24 @@ import json
 from typing import Any
 
 from ..config import PlatformConfig
-from ..names import user_slug
-from ..spawner.pod_settings import LABEL_PREFIX
+from ..platform import placement
+from ..platform import vocabulary as v
+from ..platform.names import user_slug
 from . import juicefs
 from .policy import JobPlan
 
 JSON = dict[str, Any]
-MANAGED_BY = "bunshin"
-USER_LABEL = f"{LABEL_PREFIX}/bunshin-user"
+MANAGED_BY = v.MANAGER_BUNSHIN
+USER_LABEL = v.BUNSHIN_USER
 SANDBOX_VOLUME = "sandbox"
 SANDBOX_PATH = "/sandbox"
-CANCELLED = f"{LABEL_PREFIX}/cancelled"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-WORKLOAD_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+CANCELLED = v.CANCELLED
+QUEUE_LABEL = v.KUEUE_QUEUE
+WORKLOAD_PRIORITY_LABEL = v.KUEUE_PRIORITY_CLASS
 
 
 def user_label(username: str) -> str:
-    """A label value standing for ``username`` and no other user (see :mod:`aiinfn_hub.names`)."""
+    """A label value standing for ``username`` and no other user (see ``platform.names``)."""
     return user_slug(username)
 
 
@@ -43,34 +44,42 @@ def sandbox_name(name: str) -> str:
     return f"{name}-sandbox"
 
 
-def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
+def job_labels(plan: JobPlan, config: PlatformConfig) -> dict[str, str]:
+    """Selectable facts: owner, project, placement, accelerator (accounting groups by them)."""
     jobs = config.jobs
     labels = {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        v.MANAGED_BY: MANAGED_BY,
         USER_LABEL: user_label(plan.user),
-        f"{LABEL_PREFIX}/project": plan.project,
-        f"{LABEL_PREFIX}/offload": "true" if plan.offload else "false",
-        f"{LABEL_PREFIX}/accelerator": plan.accelerator.name if plan.accelerator else "none",
-        f"{LABEL_PREFIX}/accelerator-count": str(plan.count),
+        v.PROJECT: plan.project,
+        v.OFFLOAD: "true" if plan.offload else "false",
+        v.ACCELERATOR: plan.accelerator.name if plan.accelerator else v.NO_ACCELERATOR,
+        v.ACCELERATOR_COUNT: str(plan.count),
         QUEUE_LABEL: jobs.queue_name.replace("{project}", plan.project),
     }
     if jobs.workload_priority_class:
         labels[WORKLOAD_PRIORITY_LABEL] = jobs.workload_priority_class
-    annotations = {
-        f"{LABEL_PREFIX}/user": plan.user,
-        f"{LABEL_PREFIX}/server": plan.server,
-        f"{LABEL_PREFIX}/source-pod": plan.source_pod,
-        f"{LABEL_PREFIX}/source-pod-uid": plan.source_uid,
-        f"{LABEL_PREFIX}/command": json.dumps(plan.command),
-        f"{LABEL_PREFIX}/display-name": plan.display_name or "",
+    return labels
+
+
+def job_annotations(plan: JobPlan) -> dict[str, str]:
+    """What the user chose freely (not label-safe): username, command, display name."""
+    return {
+        v.USER: plan.user,
+        v.SERVER: plan.server,
+        v.SOURCE_POD: plan.source_pod,
+        v.SOURCE_POD_UID: plan.source_uid,
+        v.COMMAND: json.dumps(plan.command),
+        v.DISPLAY_NAME: plan.display_name or "",
     }
+
+
+def job_container(plan: JobPlan, name: str) -> JSON:
+    """The one container: the server's image and ids, requests equal to limits, the sandbox."""
     resources: dict[str, str] = {"cpu": f"{plan.cpu:g}", "memory": plan.memory}
     if plan.accelerator is not None:
         resources[plan.accelerator.resource] = str(plan.count)
-    volumes = list(plan.volumes)
     mounts = list(plan.mounts)
     if plan.sandbox:
-        volumes.append({"name": SANDBOX_VOLUME, "configMap": {"name": sandbox_name(name)}})
         mounts.append({"name": SANDBOX_VOLUME, "mountPath": SANDBOX_PATH, "readOnly": True})
     container: JSON = {
         "name": "main",
@@ -83,35 +92,50 @@ def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
     }
     if plan.working_dir:
         container["workingDir"] = plan.working_dir
+    return container
+
+
+def job_placement(plan: JobPlan, config: PlatformConfig) -> JSON:
+    """``nodeSelector`` and ``tolerations`` of the pods (see ``platform.placement``)."""
+    node_selector = placement.accelerator_node_selector(plan.accelerator)
+    tolerations = placement.accelerator_tolerations(plan.accelerator)
+    if plan.offload:
+        node_selector |= placement.offload_node_selector(config.jobs.offload)
+        tolerations.append(placement.offload_toleration(config.jobs.offload))
+    out: JSON = {}
+    if node_selector:
+        out["nodeSelector"] = node_selector
+    if tolerations:
+        out["tolerations"] = tolerations
+    return out
+
+
+def job_pod_spec(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
+    """The pods' spec: below notebooks in priority, no service account token, placed."""
+    jobs = config.jobs
+    volumes = list(plan.volumes)
+    if plan.sandbox:
+        volumes.append({"name": SANDBOX_VOLUME, "configMap": {"name": sandbox_name(name)}})
     pod_spec: JSON = {
         "restartPolicy": "Never",
         "priorityClassName": jobs.priority_class,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "activeDeadlineSeconds": plan.max_runtime_seconds,
-        "containers": [container],
+        "containers": [job_container(plan, name)],
         "volumes": volumes,
     }
     if plan.juicefs is not None and jobs.offload.juicefs is not None:
         pod_spec["initContainers"] = [juicefs.sidecar(jobs.offload.juicefs, plan.juicefs)]
     if plan.supplemental_gids:
         pod_spec["securityContext"] = {"supplementalGroups": plan.supplemental_gids}
-    node_selector = dict(plan.accelerator.node_selector) if plan.accelerator else {}
-    tolerations: list[JSON] = []
-    if plan.accelerator is not None:
-        tolerations += [
-            t.model_dump(by_alias=True, exclude_defaults=True) | {"operator": t.operator}
-            for t in plan.accelerator.tolerations
-        ]
-    if plan.offload:
-        node_selector |= jobs.offload.node_selector
-        tolerations.append(
-            {"key": jobs.offload.taint_key, "operator": "Exists", "effect": "NoSchedule"}
-        )
-    if node_selector:
-        pod_spec["nodeSelector"] = node_selector
-    if tolerations:
-        pod_spec["tolerations"] = tolerations
+    return pod_spec | job_placement(plan, config)
+
+
+def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
+    """The Job: suspended for Kueue, Indexed for several completions, evictions not failures."""
+    jobs = config.jobs
+    labels = job_labels(plan, config)
     spec: JSON = {
         "suspend": True,
         "completions": plan.completions,
@@ -128,13 +152,8 @@ def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
             ]
         },
         "template": {
-            "metadata": {
-                "labels": {
-                    USER_LABEL: labels[USER_LABEL],
-                    "app.kubernetes.io/managed-by": MANAGED_BY,
-                }
-            },
-            "spec": pod_spec,
+            "metadata": {"labels": {USER_LABEL: labels[USER_LABEL], v.MANAGED_BY: MANAGED_BY}},
+            "spec": job_pod_spec(plan, config, name),
         },
     }
     if plan.completions > 1 or plan.parallelism > 1:
@@ -146,7 +165,7 @@ def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
             "name": name,
             "namespace": jobs.namespace,
             "labels": labels,
-            "annotations": annotations,
+            "annotations": job_annotations(plan),
         },
         "spec": spec,
     }
@@ -162,7 +181,7 @@ def sandbox_configmap(plan: JobPlan, job: JSON) -> JSON:
             "name": sandbox_name(meta["name"]),
             "namespace": meta["namespace"],
             "labels": {
-                "app.kubernetes.io/managed-by": MANAGED_BY,
+                v.MANAGED_BY: MANAGED_BY,
                 USER_LABEL: meta["labels"][USER_LABEL],
             },
             "ownerReferences": [
@@ -248,24 +267,24 @@ def job_view(job: JSON, pods: list[JSON], workload: JSON | None) -> JSON:
     status, reason = job_status(job, workload, pods)
     job_status_ = job.get("status") or {}
     try:
-        command = json.loads(annotations.get(f"{LABEL_PREFIX}/command", "[]"))
+        command = json.loads(annotations.get(v.COMMAND, "[]"))
     except ValueError:
         command = []
-    accelerator = labels.get(f"{LABEL_PREFIX}/accelerator", "none")
+    accelerator = labels.get(v.ACCELERATOR, v.NO_ACCELERATOR)
     return {
         "id": meta["name"],
-        "name": annotations.get(f"{LABEL_PREFIX}/display-name") or meta["name"],
-        "user": annotations.get(f"{LABEL_PREFIX}/user", ""),
-        "project": labels.get(f"{LABEL_PREFIX}/project", ""),
-        "server": annotations.get(f"{LABEL_PREFIX}/server", ""),
+        "name": annotations.get(v.DISPLAY_NAME) or meta["name"],
+        "user": annotations.get(v.USER, ""),
+        "project": labels.get(v.PROJECT, ""),
+        "server": annotations.get(v.SERVER, ""),
         "command": command,
         "accelerator": None
-        if accelerator == "none"
+        if accelerator == v.NO_ACCELERATOR
         else {
             "name": accelerator,
-            "count": int(labels.get(f"{LABEL_PREFIX}/accelerator-count", 1)),
+            "count": int(labels.get(v.ACCELERATOR_COUNT, 1)),
         },
-        "offload": labels.get(f"{LABEL_PREFIX}/offload") == "true",
+        "offload": labels.get(v.OFFLOAD) == "true",
         "status": status,
         "reason": reason,
         "createdAt": meta.get("creationTimestamp"),
@@ -277,11 +296,7 @@ def job_view(job: JSON, pods: list[JSON], workload: JSON | None) -> JSON:
                 "name": p["metadata"]["name"],
                 "node": (p.get("spec") or {}).get("nodeName"),
                 "phase": (p.get("status") or {}).get("phase"),
-                "index": (
-                    (p["metadata"].get("annotations") or {}).get(
-                        "batch.kubernetes.io/job-completion-index"
-                    )
-                ),
+                "index": ((p["metadata"].get("annotations") or {}).get(v.JOB_COMPLETION_INDEX)),
             }
             for p in sorted(pods, key=lambda p: p["metadata"]["name"])
         ],

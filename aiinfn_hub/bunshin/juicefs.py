@@ -18,10 +18,10 @@ from typing import Any
 
 from ..config import PlatformConfig
 from ..config.jobs import JuiceFS
-from ..spawner.pod_settings import LABEL_PREFIX
-from ..storage import ephemeral, nfs
-from ..storage.naming import user_folder
-from ..storage.scripts import script
+from ..platform import vocabulary as v
+from ..platform.storage import ephemeral, nfs
+from ..platform.storage.naming import user_folder
+from ..platform.storage.scripts import script
 
 JSON = dict[str, Any]
 VOLUME = "juicefs"
@@ -33,7 +33,7 @@ READY_FILE = "ready"
 CREDENTIALS_DIR = "/etc/juicefs"
 METAURL_KEY = "metaurl"
 PASSWORD_KEY = "meta-password"
-SECRET_COMPONENT = "juicefs-credentials"
+SECRET_COMPONENT = v.COMPONENT_JUICEFS_CREDENTIALS
 PORTABLE = ("emptyDir",)  # volume kinds that go anywhere as they are
 PARENT_MODE = "0755"
 
@@ -244,9 +244,9 @@ def credentials_secret(
             "name": secret_name(project),
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": managed_by,
-                "app.kubernetes.io/component": SECRET_COMPONENT,
-                f"{LABEL_PREFIX}/project": project,
+                v.MANAGED_BY: managed_by,
+                v.COMPONENT: SECRET_COMPONENT,
+                v.PROJECT: project,
             },
         },
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},

@@ -19,7 +19,10 @@ import re
 from typing import Any
 
 from ..config import PlatformConfig
-from ..kube.quantity import parse_quantity
+from ..config.jobs import Jobs
+from ..kubemodel.quantity import parse_quantity
+from ..platform import placement
+from ..platform.vocabulary import MANAGED_BY, MANAGER_HUB
 
 JSON = dict[str, Any]
 API = "kueue.x-k8s.io/v1beta2"
@@ -29,7 +32,7 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def _meta(name: str, namespace: str | None = None) -> JSON:
-    meta: JSON = {"name": name, "labels": {"app.kubernetes.io/managed-by": "aiinfn-hub"}}
+    meta: JSON = {"name": name, "labels": {MANAGED_BY: MANAGER_HUB}}
     if namespace:
         meta["namespace"] = namespace
     return meta
@@ -40,7 +43,18 @@ def _flavor_name(kind: str, model: str) -> str:
 
 
 def kueue_objects(config: PlatformConfig) -> list[JSON]:
-    jobs = config.jobs
+    """Every Kueue object (and the job pods' PriorityClass) the platform needs, in apply order."""
+    groups = _pool_resource_groups(config)
+    return [
+        *_priority_classes(config.jobs),
+        *_flavors(config),
+        _cluster_queue(POOL, config.jobs, groups),
+        *(obj for name in sorted(config.projects) for obj in _project_queues(name, config, groups)),
+    ]
+
+
+def _priority_classes(jobs: Jobs) -> list[JSON]:
+    """Job pods below notebooks (and never preempting); the queue order of workloads."""
     objects: list[JSON] = [
         {
             "apiVersion": "scheduling.k8s.io/v1",
@@ -62,53 +76,58 @@ def kueue_objects(config: PlatformConfig) -> list[JSON]:
                 "description": "Default queue order of Bunshin jobs.",
             }
         )
-    objects.append(
-        {"apiVersion": API, "kind": "ResourceFlavor", "metadata": _meta(DEFAULT_FLAVOR), "spec": {}}
-    )
-    objects.append(
+    return objects
+
+
+def _flavors(config: PlatformConfig) -> list[JSON]:
+    """CPU-only work, virtual nodes (placed as offloaded jobs are), one per accelerator model."""
+    offload = config.jobs.offload
+    return [
+        {
+            "apiVersion": API,
+            "kind": "ResourceFlavor",
+            "metadata": _meta(DEFAULT_FLAVOR),
+            "spec": {},
+        },
         {
             "apiVersion": API,
             "kind": "ResourceFlavor",
             "metadata": _meta(VIRTUAL_FLAVOR),
             "spec": {
-                "nodeLabels": dict(jobs.offload.node_selector),
-                "nodeTaints": [
-                    {"key": jobs.offload.taint_key, "value": "true", "effect": "NoSchedule"}
-                ],
+                "nodeLabels": placement.offload_node_selector(offload),
+                "nodeTaints": [placement.virtual_node_taint(offload)],
             },
-        }
-    )
+        },
+        *(
+            {
+                "apiVersion": API,
+                "kind": "ResourceFlavor",
+                "metadata": _meta(_flavor_name(model.kind, model.name)),
+                "spec": {"nodeLabels": placement.accelerator_node_selector(model)},
+            }
+            for model in config.accelerators
+        ),
+    ]
+
+
+def _pool_resource_groups(config: PlatformConfig) -> list[JSON]:
+    """The pool's quota: CPU and memory on local and virtual nodes, then each resource's models."""
+    jobs = config.jobs
+    base = [
+        {"name": "cpu", "nominalQuota": jobs.pool_cpu},
+        {"name": "memory", "nominalQuota": jobs.pool_memory},
+    ]
     groups: list[JSON] = [
         {
             "coveredResources": list(BASE),
             "flavors": [
-                {
-                    "name": DEFAULT_FLAVOR,
-                    "resources": [
-                        {"name": "cpu", "nominalQuota": jobs.pool_cpu},
-                        {"name": "memory", "nominalQuota": jobs.pool_memory},
-                    ],
-                },
-                {
-                    "name": VIRTUAL_FLAVOR,
-                    "resources": [
-                        {"name": "cpu", "nominalQuota": jobs.pool_cpu},
-                        {"name": "memory", "nominalQuota": jobs.pool_memory},
-                    ],
-                },
+                {"name": DEFAULT_FLAVOR, "resources": [dict(r) for r in base]},
+                {"name": VIRTUAL_FLAVOR, "resources": [dict(r) for r in base]},
             ],
         }
     ]
     by_resource: dict[str, list[JSON]] = {}
     for model in config.accelerators:
-        objects.append(
-            {
-                "apiVersion": API,
-                "kind": "ResourceFlavor",
-                "metadata": _meta(_flavor_name(model.kind, model.name)),
-                "spec": {"nodeLabels": dict(model.node_selector)},
-            }
-        )
         by_resource.setdefault(model.resource, []).append(
             {
                 "name": _flavor_name(model.kind, model.name),
@@ -122,62 +141,51 @@ def kueue_objects(config: PlatformConfig) -> list[JSON]:
         )
     for resource, flavors in sorted(by_resource.items()):
         groups.append({"coveredResources": [resource], "flavors": flavors})
-    objects.append(
+    return groups
+
+
+def _cluster_queue(
+    name: str, jobs: Jobs, groups: list[JSON], preemption: JSON | None = None
+) -> JSON:
+    spec: JSON = {
+        "cohortName": jobs.cohort,
+        "namespaceSelector": {},
+        "queueingStrategy": "BestEffortFIFO",
+    }
+    if preemption is not None:
+        spec["preemption"] = preemption
+    spec["resourceGroups"] = groups
+    return {"apiVersion": API, "kind": "ClusterQueue", "metadata": _meta(name), "spec": spec}
+
+
+def _project_queues(name: str, config: PlatformConfig, pool_groups: list[JSON]) -> list[JSON]:
+    """A project's ClusterQueue (no quota of its own: it borrows the pool's) and LocalQueue."""
+    jobs = config.jobs
+    empty = [
+        {
+            "coveredResources": group["coveredResources"],
+            "flavors": [
+                {
+                    "name": flavor["name"],
+                    "resources": [
+                        {"name": r["name"], "nominalQuota": "0"} for r in flavor["resources"]
+                    ],
+                }
+                for flavor in group["flavors"]
+            ],
+        }
+        for group in pool_groups
+    ]
+    preemption = {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any"}
+    return [
+        _cluster_queue(f"project-{name}", jobs, empty, preemption),
         {
             "apiVersion": API,
-            "kind": "ClusterQueue",
-            "metadata": _meta(POOL),
-            "spec": {
-                "cohortName": jobs.cohort,
-                "namespaceSelector": {},
-                "queueingStrategy": "BestEffortFIFO",
-                "resourceGroups": groups,
-            },
-        }
-    )
-    for name in sorted(config.projects):
-        empty = [
-            {
-                "coveredResources": group["coveredResources"],
-                "flavors": [
-                    {
-                        "name": flavor["name"],
-                        "resources": [
-                            {"name": r["name"], "nominalQuota": "0"} for r in flavor["resources"]
-                        ],
-                    }
-                    for flavor in group["flavors"]
-                ],
-            }
-            for group in groups
-        ]
-        queue = jobs.queue_name.replace("{project}", name)
-        objects.append(
-            {
-                "apiVersion": API,
-                "kind": "ClusterQueue",
-                "metadata": _meta(f"project-{name}"),
-                "spec": {
-                    "cohortName": jobs.cohort,
-                    "namespaceSelector": {},
-                    "queueingStrategy": "BestEffortFIFO",
-                    "preemption": {
-                        "withinClusterQueue": "LowerPriority",
-                        "reclaimWithinCohort": "Any",
-                    },
-                    "resourceGroups": empty,
-                },
-            }
-        )
-        objects.append(
-            {
-                "apiVersion": API,
-                "kind": "LocalQueue",
-                "metadata": _meta(queue, jobs.namespace),
-                "spec": {"clusterQueue": f"project-{name}"},
-            }
-        )
-    return objects
+            "kind": "LocalQueue",
+            "metadata": _meta(jobs.queue_name.replace("{project}", name), jobs.namespace),
+            "spec": {"clusterQueue": f"project-{name}"},
+        },
+    ]
 
 
 def check_kueue(objects: list[JSON]) -> list[str]:

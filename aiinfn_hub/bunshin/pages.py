@@ -1,28 +1,28 @@
 """The Bunshin page (``/services/bunshin/``): the user's jobs with status, logs and cancel, and
-a "clone my server as a job" form. Plain HTML forms (XSRF-protected) over the same checks as
-the API; a refusal shows the form again with the reason and creates nothing."""
+a "clone my server as a job" form, in the hub's look. Plain HTML forms (XSRF-protected) that
+call the same :class:`~.service.JobService` use cases as the API, so page and API give the
+same answers; a refusal shows the page again with the reason and changes nothing. A small
+script keeps the statuses current from the JSON API; without it, the page refreshes itself
+while jobs are active and has a refresh link."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from typing import Any
 
 import jinja2
 from tornado import web
 
-from ..spawner import policy as spawn_policy
-from .app import ApiHandler, read_logs, submit
-from .cluster import owner
+from ..services.caller import Caller
+from ..services.errors import ServiceError
+from ..services.pages import PageHandler, template_environment
 from .errors import BunshinError
+from .service import FINISHED, JobService
 
 JSON = dict[str, Any]
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-)
-ACTIVE = ("queued", "admitted", "running")
+_TEMPLATES = template_environment(jinja2.PackageLoader("aiinfn_hub", "templates"))
 PAGE_TAIL = 2000  # lines of each pod's log on the page (within the byte caps)
+POLL_SECONDS = 5  # the script's refresh while jobs are active (30 s otherwise)
 
 
 def form_to_body(form: dict[str, str], offload_storage: bool = False) -> JSON:
@@ -50,109 +50,100 @@ def form_to_body(form: dict[str, str], offload_storage: bool = False) -> JSON:
     return body
 
 
-class Page(ApiHandler):
-    """HTML pages; errors are shown on the page."""
+class Page(PageHandler):
+    """An HTML page of the service; refusals are shown on the page."""
 
     @property
-    def prefix(self) -> str:
-        return str(self.settings["bunshin_prefix"])
-
-    @property
-    def offload_keeps_storage(self) -> bool:
-        """Offloaded jobs get JuiceFS folders, so the form sends their storage along."""
-        return self.service.config.jobs.offload.juicefs is not None
+    def service(self) -> JobService:
+        service: JobService = self.settings["bunshin"]
+        return service
 
     async def render_page(
         self,
+        caller: Caller,
         *,
         status: int = 200,
         error: str = "",
         form: dict[str, str] | None = None,
         logs: JSON | None = None,
     ) -> None:
-        user = self.user_context()
-        service = self.service
-        jobs = await self.views(await service.jobs.of_user(user.name), user.name)
-        try:
-            await service.hub.server(user.name, "")
-            running = True
-        except BunshinError:
-            running = False
+        overview = await self.service.overview(caller)
         html = _TEMPLATES.get_template("bunshin.html").render(
-            user=user.name,
-            prefix=self.prefix,
-            hub_home=os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/home",
-            jobs=jobs,
-            refresh=logs is None and any(j["status"] in ACTIVE for j in jobs),
+            **self.hub_page_context(caller, "Bunshin jobs"),
+            prefix=self.service_prefix,
+            jobs=overview.jobs,
+            finished=FINISHED,
+            refresh=logs is None and overview.active,
+            poll_seconds=POLL_SECONDS,
             error=error,
             notice=self.get_argument("notice", ""),
             form=form or {},
-            accelerators=spawn_policy.allowed_accelerators(service.config, user),
-            can_offload=service.config.jobs.offload.enabled
-            and ("custom:bunshin:offload" in self.scopes() or self.is_admin()),
-            offload_juicefs=self.offload_keeps_storage,
-            server_running=running,
-            xsrf=_text(self.xsrf_token),
+            accelerators=overview.accelerators,
+            can_offload=overview.can_offload,
+            offload_juicefs=overview.offload_keeps_storage,
+            server_running=overview.server_running,
             logs=logs,
         )
         self.set_status(status)
         self.finish(html)
 
-    async def on_error(self, exc: BunshinError, form: dict[str, str] | None = None) -> None:
-        if exc.status >= 500:
-            self.set_status(exc.status)
-        await self.render_page(status=exc.status, error=exc.message, form=form)
+    async def show_refusal(
+        self, caller: Caller, exc: ServiceError, form: dict[str, str] | None = None
+    ) -> None:
+        await self.render_page(caller, status=exc.status, error=exc.message, form=form)
 
     def form(self) -> dict[str, str]:
         return {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
 
 
 class JobsPage(Page):
+    """The page: jobs and the submission form."""
+
     @web.authenticated
     async def get(self) -> None:
-        try:
-            await self.render_page()
-        except BunshinError as exc:
-            self.set_status(exc.status)
-            self.finish(exc.message)
+        await self.render_page(self.caller())
 
 
 class SubmitPage(Page):
+    """The form's post: submit, then back to the page with a notice (or the refusal)."""
+
     @web.authenticated
     async def post(self) -> None:
-        form = self.form()
+        caller, form = self.caller(), self.form()
         try:
-            job = await submit(self, form_to_body(form, self.offload_keeps_storage))
-        except BunshinError as exc:
-            await self.on_error(exc, form)
+            config = self.service.snapshot()  # the form's meaning depends on it: one for both
+            keeps_storage = config.jobs.offload.juicefs is not None
+            job = await self.service.submit(caller, form_to_body(form, keeps_storage), config)
+        except ServiceError as exc:
+            await self.show_refusal(caller, exc, form)
             return
-        self.redirect(f"{self.prefix}?notice=Submitted+{job['id']}")
+        self.redirect(f"{self.service_prefix}?notice=Submitted+{job['id']}")
 
 
 class CancelPage(Page):
+    """A cancel button's post: the API's cancel rule, then back to the page."""
+
     @web.authenticated
     async def post(self, job_id: str) -> None:
+        caller = self.caller()
         try:
-            job = await self.visible_job(job_id)
-            await self.service.jobs.cancel(job, self.caller()["name"])
-        except BunshinError as exc:
-            await self.on_error(exc)
+            await self.service.cancel(caller, job_id)
+        except ServiceError as exc:
+            await self.show_refusal(caller, exc)
             return
-        self.redirect(f"{self.prefix}?notice=Cancelled+{job_id}")
+        self.redirect(f"{self.service_prefix}?notice=Cancelled+{job_id}")
 
 
 class LogsPage(Page):
+    """A job's logs on the page (the last ``PAGE_TAIL`` lines of each pod)."""
+
     @web.authenticated
     async def get(self, job_id: str) -> None:
+        caller = self.caller()
         try:
-            job = await self.visible_job(job_id)
-            (view,) = await self.views([job], owner(job))
-            with self.service.reading_logs(self.caller()["name"]):
-                pods = [p async for p in read_logs(self.service, view["pods"], PAGE_TAIL)]
-            await self.render_page(logs={"id": job_id, "pods": pods})
-        except BunshinError as exc:
-            await self.on_error(exc)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+            async with self.service.logs(caller, job_id, PAGE_TAIL) as logs:
+                pods = [pod async for pod in logs]
+        except ServiceError as exc:
+            await self.show_refusal(caller, exc)
+            return
+        await self.render_page(caller, logs={"id": job_id, "pods": pods})

@@ -17,20 +17,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Accelerator, PlatformConfig, parse_memory
-from ..kube.quantity import parse_quantity
-from ..spawner import policy as spawn_policy
-from ..spawner.pod_settings import LABEL_PREFIX
-from ..spawner.policy import UserContext
-from ..storage import storage_plan
-from ..storage.nfs import INIT_CONTAINER
+from ..config import Accelerator, PlatformConfig
+from ..kubemodel.quantity import parse_quantity
+from ..platform import entitlements
+from ..platform import vocabulary as v
+from ..platform.entitlements import EntitlementError, UserContext
+from ..platform.storage import storage_plan
+from ..platform.storage.nfs import INIT_CONTAINER
 from .errors import BunshinError
 from .juicefs import CREDENTIALS_VOLUME, JuiceFSPlan, offload_storage
 from .namespaces import foreign_references
 from .request import JobRequest
 
 JSON = dict[str, Any]
-NOTEBOOK = "notebook"
+NOTEBOOK = v.NOTEBOOK_CONTAINER
 # environment the hub or kubespawner set for the notebook that must not reach a job
 _DROPPED_ENV = re.compile(r"^(JUPYTERHUB_|JPY_|MEM_|CPU_)")
 _SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE)", re.I)
@@ -93,7 +93,7 @@ def check_source_pod(pod: JSON, username: str, expected_uid: str | None = None) 
     """The pod is the user's running notebook server: its username annotation, the UID the
     hub recorded when it started it (when known), running and not being deleted."""
     meta = pod.get("metadata") or {}
-    owner = (meta.get("annotations") or {}).get("hub.jupyter.org/username")
+    owner = (meta.get("annotations") or {}).get(v.HUB_USERNAME)
     if owner != username:
         raise BunshinError(403, "forbidden", "that server's pod belongs to someone else")
     if expected_uid and meta.get("uid") != expected_uid:
@@ -125,43 +125,39 @@ def choose_project(request: JobRequest, ctx: JobContext) -> str:
 def _resources(
     request: JobRequest, ctx: JobContext, container: JSON, pod: JSON
 ) -> tuple[float, str, Accelerator | None, int]:
+    """CPU, memory and accelerator: asked (as minimums), else the server's; then the smallest
+    choices of the spawn form that meet them, within the same caps."""
     config, user = ctx.config, ctx.user
     limits = (container.get("resources") or {}).get("limits") or {}
-    cpu = request.cpu if request.cpu is not None else float(parse_quantity(limits.get("cpu", "1")))
-    cpus = spawn_policy.allowed_cpus(config, user)
-    if cpus and cpu > max(cpus):
-        raise _invalid(f"cpu: at most {max(cpus):g} cores for you (asked {cpu:g})")
-    memory = request.memory or str(
-        limits.get("memory") or spawn_policy.default_memory(config, user)
-    )
     try:
-        asked = parse_memory(memory)
-    except ValueError:
-        raise _invalid(f'memory: expected a size like "8Gi" (got {memory!r})') from None
-    memories = spawn_policy.allowed_memory(config, user)
-    if memories and asked > max(parse_memory(m) for m in memories):
-        raise _invalid(f"memory: at most {memories[-1]} for you (asked {memory})")
+        image = entitlements.image_by_reference(config, user, str(container.get("image") or ""))
+        cpu = request.cpu
+        if cpu is None and "cpu" in limits:
+            cpu = float(parse_quantity(str(limits["cpu"])))
+        cpu = entitlements.fit_cpu(config, user, cpu)
+        memory = request.memory or (str(limits["memory"]) if "memory" in limits else None)
+        memory = entitlements.fit_memory(config, user, memory)
+        name, count = _accelerator_asked(request, pod)
+        model = None if name is None else entitlements.check_accelerator(config, user, name, count)
+        entitlements.check_image_runs_on(image, model)
+    except EntitlementError as exc:
+        raise _invalid(str(exc)) from None
+    return cpu, memory, model, count if model else 0
+
+
+def _accelerator_asked(request: JobRequest, pod: JSON) -> tuple[str | None, int]:
+    """The model and units the request names, else those of the server (its pod's labels)."""
     if request.accelerator_given:
         wanted = request.accelerator
-        name, count = (wanted.name, wanted.count) if wanted else (None, 0)
-    else:  # as the server has it
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        name = labels.get(f"{LABEL_PREFIX}/accelerator")
-        name = None if name in (None, "none") else name
-        count = int(labels.get(f"{LABEL_PREFIX}/accelerator-count") or 0) if name else 0
-    if name is None:
-        return cpu, memory, None, 0
-    allowed = spawn_policy.allowed_accelerators(config, user)
-    model = next((a for a in allowed if a.name == name), None)
-    if model is None:
-        raise _invalid(
-            f"accelerator: {name!r} is not available to you; choose one of: "
-            f"{', '.join(a.name for a in allowed) or 'none'}"
-        )
-    cap = spawn_policy.max_units(config, user, model)
-    if count > cap:
-        raise _invalid(f"accelerator.count: at most {cap} {model.name} for you (asked {count})")
-    return cpu, memory, model, count
+        return (wanted.name, wanted.count) if wanted else (None, 0)
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    name = labels.get(v.ACCELERATOR)
+    if name in (None, v.NO_ACCELERATOR):
+        return None, 0
+    try:
+        return str(name), int(labels.get(v.ACCELERATOR_COUNT) or 0)
+    except ValueError:
+        return str(name), 0
 
 
 def _environment(container: JSON, request: JobRequest) -> list[JSON]:

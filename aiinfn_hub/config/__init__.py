@@ -8,7 +8,8 @@ errors at every level, and every error names the path of the bad key as written 
     accelerators[2].resource: expected an extended resource name like "nvidia.com/gpu" ...
 
 Modules: ``values`` (single-value checks and Kubernetes grammars), ``models`` (the sections),
-``errors`` (turning validation errors into those lines), ``loading`` (YAML in, model out).
+``errors`` (turning validation errors into those lines), ``loading`` (YAML in, model out),
+``provider`` (the one shared, reloading view of the platform file that every consumer asks).
 Adding a section is one :class:`ConfigSection` subclass and one field on ``PlatformConfig``.
 """
 
@@ -25,10 +26,12 @@ from .models import (
     Resources,
     Toleration,
 )
+from .provider import ConfigProvider, config_provider
 from .values import check_extended_resource, check_label_key, check_label_value, parse_memory
 
 __all__ = [
     "Accelerator",
+    "ConfigProvider",
     "ConfigSection",
     "Image",
     "PlatformConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "check_extended_resource",
     "check_label_key",
     "check_label_value",
+    "config_provider",
     "format_errors",
     "format_loc",
     "load_platform_config",

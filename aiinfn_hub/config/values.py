@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-from ..kube.quantity import parse_quantity
+from ..kubemodel.quantity import parse_quantity
 
 # a DNS label: what Kubernetes accepts as a namespace or Service name; our names end up in
 # labels, volume names and URLs, so they keep to it
@@ -120,9 +120,9 @@ def check_image_reference(value: str) -> str:
 def parse_memory(value: str | int) -> int:
     """Bytes in a Kubernetes memory or storage quantity: ``8Gi``, ``500M``, ``1e9``, ``1073741824``.
 
-    The grammar is Kubernetes' own (``aiinfn_hub.kube.quantity``); on top of it a size must be a
-    positive whole number of bytes, so sub-byte suffixes (``m``, ``u``, ``n``) and signs make no
-    sense here and are rejected.
+    The grammar is Kubernetes' own (``aiinfn_hub.kubemodel.quantity``); on top of it a size must
+    be a positive whole number of bytes, so sub-byte suffixes (``m``, ``u``, ``n``) and signs make
+    no sense here and are rejected.
     """
     expected = 'expected a size like "8Gi", "512Mi", "16G" or a number of bytes'
     if isinstance(value, bool) or not isinstance(value, str | int):

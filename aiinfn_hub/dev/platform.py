@@ -1,4 +1,4 @@
-"""``aiinfn-hub dev``: the whole platform on 127.0.0.1 in one command.
+"""``aiinfn-dev dev``: the whole platform on 127.0.0.1 in one command.
 
 The Kubernetes API emulator (the paper's four servers, containers run as local processes with
 their volumes as folders), the local OpenID provider with demo users in demo projects, a local
@@ -297,7 +297,7 @@ class DevPlatform:
                 try:
                     step()
                 except Exception as exc:  # go on with the rest; say what was left
-                    print(f"aiinfn-hub dev: could not stop a part: {exc}", file=sys.stderr)
+                    print(f"aiinfn-dev dev: could not stop a part: {exc}", file=sys.stderr)
 
 
 def wipe_state_dir(state_dir: Path) -> None:
@@ -345,14 +345,14 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_dev(state_dir: Path, port: int, reset: bool) -> int:
-    """The ``aiinfn-hub dev`` command: start, print the banner, wait for Ctrl-C, stop."""
+    """The ``aiinfn-dev dev`` command: start, print the banner, wait for Ctrl-C, stop."""
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated dev stops its children too
     platform = DevPlatform(state_dir=state_dir.resolve(), port=port, reset=reset)
     try:
         platform.start()
     except (DevError, ProcessError) as exc:
         first = str(exc).splitlines()[0]
-        print(f"aiinfn-hub dev: {first}", file=sys.stderr)
+        print(f"aiinfn-dev dev: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -360,10 +360,10 @@ def run_dev(state_dir: Path, port: int, reset: bool) -> int:
     try:
         while platform.hub is not None and platform.hub.running:
             time.sleep(0.5)
-        print("aiinfn-hub dev: the hub stopped; see the log above", file=sys.stderr)
+        print("aiinfn-dev dev: the hub stopped; see the log above", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\naiinfn-hub dev: stopping...", flush=True)
+        print("\naiinfn-dev dev: stopping...", flush=True)
         return 0
     finally:
         platform.stop()

@@ -1,1 +1,1 @@
-"""Thin Kubernetes layer: quantities, pod resource arithmetic, informers over kubernetes_asyncio."""
+"""Kubernetes I/O: the JSON REST client and the informers (no platform policy)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from .pod_resources import resource_view
+from ..kubemodel.pod_resources import resource_view
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]

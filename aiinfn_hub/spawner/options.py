@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Accelerator, Image, PlatformConfig
-from ..inventory import ModelAvailability
-from . import policy
-from .policy import UserContext
+from ..inventory.availability import ModelAvailability
+from ..platform import entitlements
+from ..platform.entitlements import EntitlementError, UserContext
+from ..platform.vocabulary import NO_ACCELERATOR
 
 FIELDS = ("image", "cpu", "memory", "accelerator", "count", "server", "scratch")
-NO_ACCELERATOR = "none"
 
 
 class OptionsError(ValueError):
@@ -105,68 +105,48 @@ def validate_options(
         raise OptionsError(
             f"unknown option(s) {', '.join(map(repr, extra))}; allowed: {', '.join(FIELDS)}"
         )
+    try:
+        image = entitlements.check_image(config, user, _text(options, "image"))
+        cpu = entitlements.check_cpu(config, user, _number(options, "cpu"))
+        memory = entitlements.check_memory(config, user, _text(options, "memory"))
+        scratch = _scratch(options, config)
+        model, count, server = _accelerator(options, config, user, availability)
+        entitlements.check_image_runs_on(image, model)
+    except EntitlementError as exc:
+        raise OptionsError(str(exc)) from None
+    return ServerChoice(image, cpu, memory, model, count, server, scratch)
 
-    images = policy.allowed_images(config, user)
-    image_name = _text(options, "image")
-    if image_name is None:
-        default = config.default_image()
-        image = default if default in images else (images[0] if images else None)
-        if image is None:
-            raise OptionsError("no image is available to you; ask an administrator")
-    else:
-        found = next((i for i in images if i.name == image_name), None)
-        if found is None:
-            raise OptionsError(
-                f"image {image_name!r} is not available to you; choose one of: "
-                f"{', '.join(i.name for i in images) or 'none'}"
-            )
-        image = found
 
-    cpus = policy.allowed_cpus(config, user)
-    cpu = _number(options, "cpu")
-    if cpu is None:
-        cpu = policy.default_cpu(config, user)
-    elif cpu not in cpus:
-        raise OptionsError(
-            f"cpu {cpu:g} is not allowed; choose one of: {', '.join(f'{c:g}' for c in cpus)}"
-        )
-
-    memories = policy.allowed_memory(config, user)
-    memory = _text(options, "memory")
-    if memory is None:
-        memory = policy.default_memory(config, user)
-    else:
-        if memory not in memories:
-            raise OptionsError(
-                f"memory {memory!r} is not allowed; choose one of: {', '.join(memories)}"
-            )
-
-    scratch = _scratch(options, config)
-
-    accelerator_name = _text(options, "accelerator")
+def _accelerator(
+    options: Mapping[str, Any],
+    config: PlatformConfig,
+    user: UserContext,
+    availability: list[ModelAvailability],
+) -> tuple[Accelerator | None, int, str | None]:
+    """The model, its units and the pinned server: allowed to the user and free now."""
+    name = _text(options, "accelerator")
     count_value = _number(options, "count")
     server = _text(options, "server")
-    if accelerator_name in (None, NO_ACCELERATOR):
+    if name in (None, NO_ACCELERATOR):
         if server is not None:
             raise OptionsError("a server can only be pinned together with an accelerator")
         if count_value not in (None, 0):
             raise OptionsError("count needs an accelerator; choose one or leave count empty")
-        return ServerChoice(image, cpu, memory, scratch=scratch)
-
-    allowed = policy.allowed_accelerators(config, user)
-    model = next((a for a in allowed if a.name == accelerator_name), None)
-    if model is None:
-        raise OptionsError(
-            f"accelerator {accelerator_name!r} is not available to you; choose "
-            f"one of: {', '.join(a.name for a in allowed) or 'none'}"
-        )
+        return None, 0, None
+    assert name is not None
     count_float = 1.0 if count_value is None else count_value
     if count_float != int(count_float):
         raise OptionsError(f"count must be a whole number (got {count_float:g})")
     count = int(count_float)
-    cap = policy.max_units(config, user, model)
-    if count < 1 or count > cap:
-        raise OptionsError(f"count must be between 1 and {cap} for {model.name}")
+    model = entitlements.check_accelerator(config, user, name, count)
+    _check_free(model, count, server, availability)
+    return model, count, server
+
+
+def _check_free(
+    model: Accelerator, count: int, server: str | None, availability: list[ModelAvailability]
+) -> None:
+    """``count`` units free on the pinned server, or on some server."""
     live = next((m for m in availability if m.name == model.name), None)
     servers = live.servers if live else ()
     if server is not None:
@@ -187,11 +167,6 @@ def validate_options(
             f"no server has {count} {model.name} free right now (at most {most} "
             "on one server); ask for fewer or try again later"
         )
-    if not image.gpu and model.kind in ("gpu", "mig"):
-        raise OptionsError(
-            f"image {image.name!r} has no CUDA; choose a GPU image to use {model.name}"
-        )
-    return ServerChoice(image, cpu, memory, model, count, server, scratch)
 
 
 def _scratch(options: Mapping[str, Any], config: PlatformConfig) -> str | None:

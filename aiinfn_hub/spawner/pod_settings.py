@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import PlatformConfig, parse_memory
-from ..kube.literal import literal
+from ..kubemodel.literal import literal
+from ..platform import placement
+from ..platform import vocabulary as v
+from ..platform.entitlements import UserContext
 from .options import ServerChoice
-from .policy import UserContext
 
-LABEL_PREFIX = "aiinfn.infn.it"
 # the "restricted" Pod Security Standard for the notebook container
 RESTRICTED_CONTAINER_SECURITY = {
     "runAsNonRoot": True,
@@ -26,9 +27,9 @@ RESTRICTED_CONTAINER_SECURITY = {
 def accounting_labels(choice: ServerChoice) -> dict[str, str]:
     """Labels that let accounting and dashboards group pods by accelerator."""
     return {
-        f"{LABEL_PREFIX}/accelerator": choice.accelerator.name if choice.accelerator else "none",
-        f"{LABEL_PREFIX}/accelerator-count": str(choice.count),
-        f"{LABEL_PREFIX}/image": choice.image.name,
+        v.ACCELERATOR: choice.accelerator.name if choice.accelerator else v.NO_ACCELERATOR,
+        v.ACCELERATOR_COUNT: str(choice.count),
+        v.IMAGE: choice.image.name,
     }
 
 
@@ -37,9 +38,9 @@ def accounting_annotations(
 ) -> dict[str, str]:
     """User and projects (not label-safe in general) go in annotations."""
     return {
-        f"{LABEL_PREFIX}/user": user.name,
-        f"{LABEL_PREFIX}/projects": ",".join(name for name, _ in user.projects(config)),
-        f"{LABEL_PREFIX}/server": choice.server or "",
+        v.USER: user.name,
+        v.PROJECTS: ",".join(name for name, _ in user.projects(config)),
+        v.SERVER: choice.server or "",
     }
 
 
@@ -49,7 +50,7 @@ def pod_settings(
     user: UserContext,
     *,
     priority_class: str | None,
-    reserved_key: str = "reserved",
+    reserved_key: str = placement.DEFAULT_RESERVED_KEY,
 ) -> dict[str, Any]:
     """KubeSpawner trait values for ``choice`` (image, resources, placement, security)."""
     fraction = config.resources.guarantee_fraction
@@ -77,23 +78,10 @@ def pod_settings(
     if model is not None:
         settings["extra_resource_limits"] = {model.resource: str(choice.count)}
         settings["extra_resource_guarantees"] = {model.resource: str(choice.count)}
-        expressions = [
-            {"key": key, "operator": "In", "values": [value]}
-            for key, value in sorted(model.node_selector.items())
-        ]
-        if choice.server:
-            expressions.append(
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": [choice.server]}
-            )
-        if expressions:
-            settings["node_affinity_required"] = [{"matchExpressions": expressions}]
-        settings["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_defaults=True) | {"operator": t.operator}
-            for t in model.tolerations
-        ]
+        settings["node_affinity_required"] = placement.notebook_node_affinity(model, choice.server)
+        settings["tolerations"] = placement.accelerator_tolerations(model)
     # nodes reserved for one of the user's projects (taint <reserved_key>=<project>) accept them
-    settings["tolerations"] += [
-        {"key": reserved_key, "operator": "Equal", "value": name, "effect": "NoSchedule"}
-        for name, _ in user.projects(config)
-    ]
+    settings["tolerations"] += placement.reservation_tolerations(
+        (name for name, _ in user.projects(config)), reserved_key
+    )
     return settings

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -20,19 +18,22 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Float, Unicode, default
 
-from ..config import PlatformConfig, load_platform_config
-from ..inventory import ModelAvailability
+from ..config import PlatformConfig, config_provider
+from ..inventory.availability import ModelAvailability
+from ..inventory.live import LiveInventory
 from ..kube.informer import ClusterView
-from ..live_inventory import LiveInventory
-from ..names import user_server_slug, user_slug
-from ..storage import StoragePlan, spawner_settings, storage_plan
-from ..storage.buckets import SIDECAR as BUCKET_SIDECAR
-from ..storage.nfs import INIT_CONTAINER as STORAGE_INIT
-from ..storage.plan import TRAITS as STORAGE_TRAITS
-from . import policy
-from .options import NO_ACCELERATOR, OptionsError, form_to_options, validate_options
+from ..kube.rest import KubeError, kube_call
+from ..platform import entitlements
+from ..platform.entitlements import UserContext
+from ..platform.names import user_server_slug, user_slug
+from ..platform.placement import DEFAULT_RESERVED_KEY
+from ..platform.storage import StoragePlan, spawner_settings, storage_plan
+from ..platform.storage.buckets import SIDECAR as BUCKET_SIDECAR
+from ..platform.storage.nfs import INIT_CONTAINER as STORAGE_INIT
+from ..platform.storage.plan import TRAITS as STORAGE_TRAITS
+from ..platform.vocabulary import NO_ACCELERATOR
+from .options import OptionsError, form_to_options, validate_options
 from .pod_settings import pod_settings
-from .policy import UserContext
 from .token_secret import token_secret_manifest, token_secret_name
 from .user_ids import user_number
 
@@ -40,22 +41,12 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
 )
-_config_cache: dict[str, tuple[float, PlatformConfig]] = {}
 # one inventory per hub event loop, shared by every spawner (like kubespawner's reflectors)
 _inventories: dict[asyncio.AbstractEventLoop, LiveInventory] = {}
 
 _TEMPLATE_FIELD = re.compile(
     r"(?<!\{)\{(username|safe_username|user_server|safe_user_server)\}(?!\})"
 )
-
-
-def platform_config(path: str) -> PlatformConfig:
-    """The platform configuration, re-read when the file changes."""
-    mtime = os.stat(path).st_mtime
-    cached = _config_cache.get(path)
-    if cached is None or cached[0] != mtime:
-        _config_cache[path] = (mtime, load_platform_config(Path(path)))
-    return _config_cache[path][1]
 
 
 async def shared_inventory(timeout: float) -> LiveInventory:
@@ -82,12 +73,17 @@ async def stop_shared_inventories() -> None:
 class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     """KubeSpawner whose options come from the platform catalogue, validated on the server."""
 
+    _start_config: PlatformConfig | None = None
+
     platform_config_file = Unicode(
         "",
         config=True,
         help="""Path of the platform configuration YAML (accelerators, images, resources,
-        projects), validated by `aiinfn_hub.config.PlatformConfig`. Re-read when it changes.
-        Required: the spawner refuses to start without it.""",
+        projects), validated by `aiinfn_hub.config.PlatformConfig`. Re-read when it changes
+        (one shared provider per file for the spawner, the authenticator and the services; an
+        invalid edit is logged and the last valid version stays in force). Each start uses one
+        version from its options to its mounts. Required: the spawner refuses to start
+        without it.""",
     )
     notebook_priority_class = Unicode(
         "",
@@ -97,7 +93,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         Empty: no class (the cluster default applies).""",
     )
     reserved_node_key = Unicode(
-        "reserved",
+        DEFAULT_RESERVED_KEY,
         config=True,
         help="""Taint or label key that reserves a node for one project
         (`<key>=<project>`): such nodes are offered only to that project's members.""",
@@ -147,7 +143,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
 
         kubespawner's "safe" slugs keep 32 bits of hash: a searched-for username could get
         another user's pod name (and the hub would replace that user's pod). Ours cannot
-        collide (see :mod:`aiinfn_hub.names`); clean names (``alice``) are unchanged.
+        collide (see :mod:`aiinfn_hub.platform.names`); clean names (``alice``) are unchanged.
         """
         if (slug_scheme or self.slug_scheme) == "safe":
             names = {
@@ -169,14 +165,15 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
                 "the hub has no platform configuration; the "
                 "administrator must set AIInfnSpawner.platform_config_file",
             )
-        return platform_config(self.platform_config_file)
+        return config_provider(self.platform_config_file).current()
 
     def user_context(self) -> UserContext:
         groups = frozenset(g.name for g in getattr(self.user, "groups", []) or [])
         return UserContext(self.user.name, groups)
 
-    async def availability(self) -> list[ModelAvailability]:
-        """Live free/total of the models this user may use."""
+    async def availability(self, config: PlatformConfig | None = None) -> list[ModelAvailability]:
+        """Live free/total of the models this user may use (under ``config``, when given)."""
+        config = config or self.platform
         try:
             inventory = await shared_inventory(self.inventory_timeout)
         except TimeoutError:
@@ -184,14 +181,15 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
                 503, "the cluster inventory is not ready yet; retry in a few seconds"
             ) from None
         user = self.user_context()
-        allowed = {a.name for a in policy.allowed_accelerators(self.platform, user)}
-        models = inventory.availability(self.platform, set(user.groups), self.reserved_node_key)
+        allowed = {a.name for a in entitlements.allowed_accelerators(config, user)}
+        models = inventory.availability(config, set(user.groups), self.reserved_node_key)
         return [m for m in models if m.name in allowed]
 
     # -- form ------------------------------------------------------------------------------
     async def get_options_form(self) -> str:
         previous: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
-        return render_form(self.platform, self.user_context(), await self.availability(), previous)
+        config = self.platform
+        return render_form(config, self.user_context(), await self.availability(config), previous)
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -215,9 +213,10 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     async def load_user_options(self) -> None:
         """Validate ``user_options`` (form or REST API) and apply them to this spawner."""
         config, user = self.platform, self.user_context()
+        self._start_config = config  # this start's version, from its options to its report
         submitted: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
         try:
-            choice = validate_options(submitted, config, user, await self.availability())
+            choice = validate_options(submitted, config, user, await self.availability(config))
         except OptionsError as exc:
             self.log.warning("Refusing options of %s: %s", self.user.name, exc)
             raise web.HTTPError(400, _escape(str(exc))) from exc
@@ -231,9 +230,11 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         )
         for trait, value in settings.items():
             setattr(self, trait, value)
-        self.apply_storage(choice.scratch)
+        self.apply_storage(choice.scratch, config)
 
-    def apply_storage(self, scratch_size: str | None) -> StoragePlan:
+    def apply_storage(
+        self, scratch_size: str | None, config: PlatformConfig | None = None
+    ) -> StoragePlan:
         """Set volumes, mounts, init container and sidecar from the storage plan.
 
         Built from scratch at every start on top of the hub configuration's own values, so a
@@ -242,7 +243,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         if self._storage_base is None:
             self._storage_base = {t: copy.deepcopy(getattr(self, t)) for t in STORAGE_TRAITS}
         plan = storage_plan(
-            self.platform,
+            config or self.platform,
             self.user.name,
             self.user_context().groups,
             scratch_size=scratch_size,
@@ -306,10 +307,16 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             if not pod or not storage_init_failed(pod):
                 continue
             try:
-                log = await self.api.read_namespaced_pod_log(
-                    self.pod_name, self.namespace, container=STORAGE_INIT, tail_lines=5
+                log = await kube_call(
+                    self.api.read_namespaced_pod_log(
+                        self.pod_name, self.namespace, container=STORAGE_INIT, tail_lines=5
+                    ),
+                    "Pod",
+                    self.namespace,
+                    self.pod_name,
                 )
-            except client.ApiException:
+            except KubeError as exc:
+                self.log.warning("Cannot read storage-init's log: %s", exc)
                 log = ""
             reasons = [line for line in str(log or "").splitlines() if "storage-init:" in line]
             why = reasons[-1].split("storage-init:", 1)[1].strip() if reasons else "it failed"
@@ -374,18 +381,24 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         deadline = asyncio.get_running_loop().time() + self.bucket_mount_timeout
         while pending and asyncio.get_running_loop().time() < deadline:
             try:
-                text = await self.api.read_namespaced_pod_log(
-                    self.pod_name, self.namespace, container=BUCKET_SIDECAR
+                text = await kube_call(
+                    self.api.read_namespaced_pod_log(
+                        self.pod_name, self.namespace, container=BUCKET_SIDECAR
+                    ),
+                    "Pod",
+                    self.namespace,
+                    self.pod_name,
                 )
-            except client.ApiException:
-                text = ""
+            except KubeError:
+                text = ""  # the sidecar may not have started yet: read again
             for bucket, why in parse_bucket_report(str(text or "")):
                 pending.discard(bucket)
                 if why is not None:
                     failed[bucket] = why
             if pending:
                 await asyncio.sleep(1)
-        where = self.platform.storage.buckets.mount_path if self.platform.storage.buckets else ""
+        buckets = (self._start_config or self.platform).storage.buckets
+        where = buckets.mount_path if buckets else ""
         notes = [
             f"Bucket {bucket} is not mounted: {why}." for bucket, why in sorted(failed.items())
         ]
@@ -439,20 +452,35 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         body = token_secret_manifest(self.user.name, self.namespace, token, expires_at)
         name = body["metadata"]["name"]
         try:
-            await self.api.create_namespaced_secret(self.namespace, body)
-        except client.ApiException as exc:
-            if exc.status != 409:
+            await kube_call(
+                self.api.create_namespaced_secret(self.namespace, body),
+                "Secret",
+                self.namespace,
+                name,
+            )
+        except KubeError as exc:
+            if not exc.conflict:
                 raise
-            await self.api.replace_namespaced_secret(name, self.namespace, body)
+            await kube_call(
+                self.api.replace_namespaced_secret(name, self.namespace, body),
+                "Secret",
+                self.namespace,
+                name,
+            )
         self._token_written = token
         self.log.info("Token Secret %s of %s written", name, self.user.name)
 
     async def delete_token_secret(self) -> None:
         name = token_secret_name(self.user.name)
         try:
-            await self.api.delete_namespaced_secret(name, self.namespace)
-        except client.ApiException as exc:
-            if exc.status != 404:
+            await kube_call(
+                self.api.delete_namespaced_secret(name, self.namespace),
+                "Secret",
+                self.namespace,
+                name,
+            )
+        except KubeError as exc:
+            if not exc.not_found:
                 raise
         else:
             self.log.info("Token Secret %s of %s deleted", name, self.user.name)
@@ -492,19 +520,22 @@ def render_form(
     """The spawn form's HTML, pre-filled with the user's previous choices."""
     selected = {
         "image": previous.get("image") or (config.default_image() or config.images[0]).name,
-        "cpu": float(previous.get("cpu") or policy.default_cpu(config, user)),
-        "memory": previous.get("memory") or policy.default_memory(config, user),
+        "cpu": float(previous.get("cpu") or entitlements.default_cpu(config, user)),
+        "memory": previous.get("memory") or entitlements.default_memory(config, user),
         "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
         "count": int(previous.get("count") or 1),
         "server": previous.get("server") or "",
         "scratch": previous.get("scratch")
         or (config.storage.scratch.default() if config.storage.scratch else None),
     }
-    caps = [policy.max_units(config, user, a) for a in policy.allowed_accelerators(config, user)]
+    caps = [
+        entitlements.max_units(config, user, a)
+        for a in entitlements.allowed_accelerators(config, user)
+    ]
     return _TEMPLATES.get_template("spawn_form.html").render(
-        images=policy.allowed_images(config, user),
-        cpus=policy.allowed_cpus(config, user),
-        memories=policy.allowed_memory(config, user),
+        images=entitlements.allowed_images(config, user),
+        cpus=entitlements.allowed_cpus(config, user),
+        memories=entitlements.allowed_memory(config, user),
         models=models,
         max_count=max(caps, default=1) or 1,
         servers=sorted({s.node for m in models for s in m.servers}),

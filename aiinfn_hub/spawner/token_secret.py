@@ -13,24 +13,23 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from ..names import user_slug
+from ..platform import vocabulary as v
+from ..platform.names import user_slug
 
-TOKEN_KEY = "token"
-SECRET_PREFIX = "aiinfn-token-"
-COMPONENT = "storage-token"
+TOKEN_KEY = v.TOKEN_KEY
 
 
 def token_secret_name(username: str) -> str:
-    """A valid Secret name that no other user can share (see :mod:`aiinfn_hub.names`)."""
-    return SECRET_PREFIX + user_slug(username)
+    """A valid Secret name that no other user can share (see :mod:`aiinfn_hub.platform.names`)."""
+    return v.TOKEN_SECRET_PREFIX + user_slug(username)
 
 
 def token_secret_labels(username: str) -> dict[str, str]:
     user_label = user_slug(username)
     return {
-        "app.kubernetes.io/managed-by": "aiinfn-hub",
-        "app.kubernetes.io/component": COMPONENT,
-        "hub.jupyter.org/username": user_label,
+        v.MANAGED_BY: v.MANAGER_HUB,
+        v.COMPONENT: v.COMPONENT_TOKEN,
+        v.HUB_USERNAME: user_label,
     }
 
 
@@ -46,7 +45,7 @@ def token_secret_manifest(
             "name": token_secret_name(username),
             "namespace": namespace,
             "labels": token_secret_labels(username),
-            "annotations": {"aiinfn.infn.it/token-expires-at": expiry},
+            "annotations": {v.TOKEN_EXPIRES_AT: expiry},
         },
         "type": "Opaque",
         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},

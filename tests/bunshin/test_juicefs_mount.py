@@ -16,7 +16,7 @@ import pytest
 
 from aiinfn_hub.dev.juicefs_store import LocalJuiceFS, missing_tools
 from aiinfn_hub.dev.s3_server import LocalS3, moto_server_path
-from aiinfn_hub.storage.scripts import script
+from aiinfn_hub.platform.storage.scripts import script
 
 pytestmark = [
     pytest.mark.skipif(

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client, config
 
-from aiinfn_hub.bunshin.cluster import Jobs
 from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.bunshin.juicefs import JuiceFSPlan
+from aiinfn_hub.bunshin.juicefs_secret import JuiceFSCredentials
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
@@ -60,7 +60,7 @@ async def test_written_once_then_rewritten_when_the_password_rotates(
     rest: KubeRest, tmp_path: Path
 ) -> None:
     (tmp_path / "cms.meta-password").write_text("first")
-    jobs = Jobs(rest, platform(tmp_path))
+    jobs = JuiceFSCredentials(rest, platform(tmp_path))
     await jobs.ensure_juicefs_secret(PLAN)
     secret = await rest.get(PATH)
     assert decoded(secret) == {
@@ -79,7 +79,7 @@ async def test_written_once_then_rewritten_when_the_password_rotates(
     edited = await rest.get(PATH)
     edited["data"]["meta-password"] = base64.b64encode(b"tampered").decode()
     await rest.call("PUT", PATH, body=edited)
-    await Jobs(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
+    await JuiceFSCredentials(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
     assert decoded(await rest.get(PATH))["meta-password"] == "second"
 
 
@@ -94,7 +94,7 @@ async def test_a_secret_of_that_name_owned_by_someone_else_is_left_alone(
     }
     await rest.post(f"/api/v1/namespaces/{NAMESPACE}/secrets", foreign)
     with pytest.raises(BunshinError) as exc:
-        await Jobs(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
+        await JuiceFSCredentials(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
     assert exc.value.status == 500 and "belongs to someone else" in exc.value.message
     assert "theirs" not in exc.value.message
     assert decoded(await rest.get(PATH)) == {"metaurl": "redis://theirs:6379/0"}
@@ -102,7 +102,10 @@ async def test_a_secret_of_that_name_owned_by_someone_else_is_left_alone(
 
 async def test_two_replicas_writing_at_once_both_succeed(rest: KubeRest, tmp_path: Path) -> None:
     (tmp_path / "meta-password").write_text("shared")
-    first, second = Jobs(rest, platform(tmp_path)), Jobs(rest, platform(tmp_path))
+    first, second = (
+        JuiceFSCredentials(rest, platform(tmp_path)),
+        JuiceFSCredentials(rest, platform(tmp_path)),
+    )
     await asyncio.gather(*(j.ensure_juicefs_secret(PLAN) for j in (first, second, first)))
     assert decoded(await rest.get(PATH))["meta-password"] == "shared"
 
@@ -111,7 +114,9 @@ async def test_a_failing_cluster_is_a_clear_503(rest: KubeRest, tmp_path: Path) 
     emulator: Emulator = rest.emulator  # type: ignore[attr-defined]
     emulator.call(lambda: emulator.faults.fail_next("create", "secrets", code=500))
     with pytest.raises(BunshinError) as exc:
-        await Jobs(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
+        await JuiceFSCredentials(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)
     assert exc.value.status == 503 and "credentials" in exc.value.message
-    await Jobs(rest, platform(tmp_path)).ensure_juicefs_secret(PLAN)  # the next try works
+    await JuiceFSCredentials(rest, platform(tmp_path)).ensure_juicefs_secret(
+        PLAN
+    )  # the next try works
     assert "meta-password" not in decoded(await rest.get(PATH))

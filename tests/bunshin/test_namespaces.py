@@ -24,8 +24,8 @@ from aiinfn_hub.bunshin.namespaces import (
 from aiinfn_hub.bunshin.policy import JobContext, plan_job
 from aiinfn_hub.bunshin.request import parse_request
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
-from aiinfn_hub.spawner.policy import UserContext
-from aiinfn_hub.storage import storage_plan
+from aiinfn_hub.platform.entitlements import UserContext
+from aiinfn_hub.platform.storage import storage_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())

@@ -13,14 +13,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from aiinfn_hub.bunshin.cluster import read_password
 from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.bunshin.job import job_manifest
 from aiinfn_hub.bunshin.juicefs import credentials_secret
+from aiinfn_hub.bunshin.passwords import read_password
 from aiinfn_hub.bunshin.policy import JobContext, plan_job
 from aiinfn_hub.bunshin.request import parse_request
 from aiinfn_hub.config import PlatformConfig, PlatformConfigError, validate_platform_config
-from aiinfn_hub.spawner.policy import UserContext
+from aiinfn_hub.platform.entitlements import UserContext
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

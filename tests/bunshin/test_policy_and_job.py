@@ -16,7 +16,7 @@ from aiinfn_hub.bunshin.job import job_manifest, job_status, job_view, sandbox_c
 from aiinfn_hub.bunshin.policy import JobContext, plan_job
 from aiinfn_hub.bunshin.request import parse_request
 from aiinfn_hub.config import load_platform_config
-from aiinfn_hub.spawner.policy import UserContext
+from aiinfn_hub.platform.entitlements import UserContext
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -71,7 +71,7 @@ def test_the_servers_accelerator_is_the_default_and_limits_apply() -> None:
     assert p.accelerator is not None and (p.accelerator.name, p.count) == ("t4", 2)
     p = plan({"command": ["x"], "accelerator": None}, context("ml-infn"), "t4-pair")
     assert p.accelerator is None
-    with pytest.raises(BunshinError, match="at most 2 t4"):
+    with pytest.raises(BunshinError, match="count must be between 1 and 2 for t4"):
         plan({"command": ["x"], "accelerator": {"name": "t4", "count": 3}}, context("ml-infn"))
 
 
@@ -83,8 +83,9 @@ def test_the_servers_accelerator_is_the_default_and_limits_apply() -> None:
         ({"command": ["x"], "completions": 101}, context("cms"), 422, "completions: at most 100"),
         ({"command": ["x"], "parallelism": 2}, context("cms"), 422, "parallelism: at most 1"),
         ({"command": ["x"], "maxRuntimeSeconds": 10**6}, context("cms"), 422, "at most 86400"),
-        ({"command": ["x"], "memory": "1Ti"}, context("cms"), 422, "memory: at most 32Gi"),
-        ({"command": ["x"], "memory": "lots"}, context("cms"), 422, "expected a size"),
+        ({"command": ["x"], "memory": "1Ti"}, context("cms"), 422, "choose one of: 4Gi, 8Gi"),
+        ({"command": ["x"], "memory": "lots"}, context("cms"), 422, "memory 'lots' is not"),
+        ({"command": ["x"], "cpu": 9}, context("cms"), 422, "cpu 9 is not allowed; choose"),
         ({"command": ["x"], "sandbox": {"f": "x" * 300000}}, context("cms"), 422, "sandbox:"),
         ({"command": ["x"], "offload": True}, context("cms"), 403, "may not offload"),
     ],
@@ -236,3 +237,21 @@ def test_a_job_never_runs_as_root_even_from_a_pod_that_did_not_say() -> None:
         (holder.get("securityContext") or {}).pop("runAsUser", None)
     p = plan_job(parse_request({"command": ["id"]}), context("cms"), source, "")
     assert p.security_context["runAsNonRoot"] is True and "runAsUser" not in p.security_context
+
+
+def test_a_job_is_checked_by_the_rules_of_the_spawn_form() -> None:
+    """Same question, same answer: Bunshin asks the entitlements the form asks."""
+    # equal quantities are one choice, written as the configuration writes it
+    assert plan({"command": ["x"], "memory": "8192Mi"}, context("cms")).memory == "8Gi"
+    # a job asks for a minimum and gets the smallest listed choice that meets it, as a
+    # server would (a workflow's 3 threads and 2000 MB: 4 cores and 4Gi)
+    fitted = plan({"command": ["x"], "cpu": 3, "memory": "2000M"}, context("cms"))
+    assert (fitted.cpu, fitted.memory) == (4.0, "4Gi")
+    # a GPU model needs a CUDA image: the cpu-only server runs the base image
+    with pytest.raises(BunshinError, match="image 'base' has no CUDA"):
+        plan({"command": ["x"], "accelerator": {"name": "t4", "count": 1}}, context("ml-infn"))
+    # an image the user may no longer run is not cloned
+    foreign = pod("cpu-only")
+    foreign["spec"]["containers"][0]["image"] = "docker.io/evil/miner:1"
+    with pytest.raises(BunshinError, match="no longer offered to you"):
+        plan_job(parse_request({"command": ["x"]}), context("cms"), foreign, "")

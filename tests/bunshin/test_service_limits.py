@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,19 +18,23 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes_asyncio import client, config
+from playwright.async_api import async_playwright, expect
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.httpserver import HTTPServer
 
-from aiinfn_hub.bunshin.app import Service, ServiceAuth, _within_quota, make_app, serve_http
-from aiinfn_hub.bunshin.cluster import HubClient, Jobs
+from aiinfn_hub.bunshin.app import make_app, serve_http
 from aiinfn_hub.bunshin.errors import BunshinError
+from aiinfn_hub.bunshin.service import JobService
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.processes import free_port
 from aiinfn_hub.kube.rest import KubeRest
+from aiinfn_hub.services.hub_api import HubClient
+from aiinfn_hub.services.web import ServiceAuth
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SERVERS, JOBS = "jupyterhub", "bunshin"
 PREFIX = "/services/bunshin/"
 TOKEN = "dana-token"
@@ -174,7 +179,7 @@ async def service(emulator: Emulator) -> AsyncIterator[Running]:
         servers: list[HTTPServer] = []
         urls = []
         for _ in range(2):  # replicas: each its own locks, one cluster
-            svc = Service(cfg, HubClient(hub.api_url, "service"), Jobs(kube, cfg), SERVERS)
+            svc = JobService(cfg, HubClient(hub.api_url, "service"), kube, SERVERS)
             auth = ServiceAuth(
                 api_url=hub.api_url,
                 api_token="service",
@@ -240,11 +245,9 @@ async def test_a_replica_that_sees_the_limit_passed_removes_its_own_job(service:
     }
     job = await service.kube.post(f"/apis/batch/v1/namespaces/{JOBS}/jobs", raced)
     cfg = platform()
-    replica = Service(
-        cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), Jobs(service.kube, cfg)
-    )
+    replica = JobService(cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), service.kube)
     with pytest.raises(BunshinError) as over:
-        await _within_quota(replica, job, await replica.jobs.of_user("dana"))
+        await replica.within_quota(cfg, job, await replica.jobs_of(cfg, "dana"))
     assert over.value.status == 409 and "limit is 2" in over.value.message
     names = {j["metadata"]["name"] for j in await service.jobs()}
     assert "bunshin-dana-000000" not in names and len(names) == 2
@@ -342,9 +345,116 @@ async def test_finished_jobs_past_the_cap_go_oldest_first_with_their_sandboxes(
     await wait_until(sandbox_gone, "the oldest job's sandbox to go with it")
 
 
+async def succeed(service: Running, job_id: str) -> None:
+    """The Job controller's part: the job succeeded."""
+    done = "2030-01-01T00:00:00Z"
+    conditions = [
+        {"type": kind, "status": "True", "lastTransitionTime": done}
+        for kind in ("SuccessCriteriaMet", "Complete")
+    ]
+    await service.kube.merge_patch(
+        f"/apis/batch/v1/namespaces/{JOBS}/jobs/{job_id}/status",
+        {"status": {"startTime": done, "completionTime": done, "conditions": conditions}},
+    )
+
+
+async def test_the_api_and_the_page_refuse_to_cancel_a_finished_job_alike(
+    service: Running,
+) -> None:
+    answer = await service.call("POST", "jobs", body=json.dumps({"command": ["true"]}))
+    assert answer.code == 201, answer.body
+    job_id = json.loads(answer.body)["id"]
+    await succeed(service, job_id)
+    message = f"job {job_id} has already succeeded"
+    api = await service.call("DELETE", f"jobs/{job_id}")
+    assert api.code == 409
+    assert json.loads(api.body) == {"error": "finished", "message": message}
+    page = await service.http.fetch(
+        HTTPRequest(
+            f"{service.urls[0]}{PREFIX}jobs/{job_id}/cancel",
+            method="POST",
+            body="",
+            headers={"Authorization": f"token {TOKEN}"},
+            follow_redirects=False,
+        ),
+        raise_error=False,
+    )
+    assert page.code == 409 and message in page.body.decode()
+    (job,) = await service.jobs()
+    assert "aiinfn.infn.it/cancelled" not in (job["metadata"].get("annotations") or {})
+
+
+async def test_the_page_wears_the_hubs_look_and_keeps_its_statuses_current(
+    service: Running,
+) -> None:
+    answer = await service.call("POST", "jobs", body=json.dumps({"command": ["sleep", "60"]}))
+    job_id = json.loads(answer.body)["id"]
+    page = await service.http.fetch(
+        HTTPRequest(f"{service.urls[0]}{PREFIX}", headers={"Authorization": f"token {TOKEN}"}),
+        raise_error=False,
+    )
+    html = page.body.decode()
+    assert page.code == 200 and page.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert '<link rel="stylesheet" href="/hub/static/css/style.min.css">' in html
+    assert 'href="/hub/home"' in html and 'href="/hub/logout"' in html  # the hub's navigation
+    assert f'id="job-{job_id}"' in html and 'data-status="queued"' in html
+    assert 'aria-live="polite"' in html and 'data-api="/services/bunshin/api/v1/jobs"' in html
+    # without JavaScript: a refresh link, and the page refreshes itself while jobs are active
+    assert f'<a href="{PREFIX}" id="bunshin-refresh">Refresh</a>' in html
+    assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in html
+    logs = await service.http.fetch(
+        HTTPRequest(
+            f"{service.urls[0]}{PREFIX}jobs/{job_id}/logs",
+            headers={"Authorization": f"token {TOKEN}"},
+        ),
+        raise_error=False,
+    )
+    assert logs.code == 200 and f"Logs of {job_id}" in logs.body.decode()
+    missing = await service.http.fetch(
+        HTTPRequest(
+            f"{service.urls[0]}{PREFIX}jobs/bunshin-dana-nothere/logs",
+            headers={"Authorization": f"token {TOKEN}"},
+        ),
+        raise_error=False,
+    )
+    refusal = '<div class="alert alert-danger" role="alert">no job &#39;bunshin-dana-nothere&#39;'
+    assert missing.code == 404 and refusal in missing.body.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+async def test_the_pages_script_updates_statuses_in_place_without_a_reload(
+    service: Running,
+) -> None:
+    answer = await service.call("POST", "jobs", body=json.dumps({"command": ["sleep", "60"]}))
+    job_id = json.loads(answer.body)["id"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            context = await browser.new_context(
+                extra_http_headers={"Authorization": f"token {TOKEN}"}
+            )
+            page = await context.new_page()
+            await page.goto(f"{service.urls[0]}{PREFIX}")
+            await page.evaluate("window.notReloaded = true")
+            cell = page.locator(f"#job-{job_id} .bunshin-status")
+            await expect(cell).to_have_attribute("data-status", "queued")
+            await expect(page.locator(f"#job-{job_id} .bunshin-cancel")).to_have_count(1)
+            await succeed(service, job_id)
+            await expect(cell).to_have_attribute("data-status", "succeeded", timeout=20_000)
+            await expect(cell).to_have_class("bunshin-status bunshin-status-succeeded")
+            await expect(page.locator(f"#job-{job_id} .bunshin-cancel")).to_have_count(0)
+            await expect(page.locator("#bunshin-updates")).to_have_text(f"{job_id} is succeeded.")
+            assert await page.evaluate("window.notReloaded") is True
+        finally:
+            await browser.close()
+
+
 def test_one_user_reads_logs_in_at_most_two_requests_at_once() -> None:
     cfg = platform()
-    svc = Service(cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), Jobs(None, cfg))  # type: ignore[arg-type]
+    svc = JobService(cfg, HubClient("http://127.0.0.1:9/hub/api", "unused"), None)  # type: ignore[arg-type]
     with svc.reading_logs("dana"), svc.reading_logs("dana"):
         with pytest.raises(BunshinError) as busy, svc.reading_logs("dana"):
             pass

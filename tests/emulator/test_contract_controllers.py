@@ -22,7 +22,7 @@ from aiinfn_hub.dev.emulator.controllers.scheduling import (
     tolerates,
 )
 from aiinfn_hub.dev.emulator.runtime import Emulator
-from aiinfn_hub.kube.quantity import parse_quantity
+from aiinfn_hub.kubemodel.quantity import parse_quantity
 
 NS = "/api/v1/namespaces/default"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiinfn_hub.config.storage import Buckets
 from aiinfn_hub.dev.s3_server import LocalS3
-from aiinfn_hub.storage.buckets import rclone_environment
+from aiinfn_hub.platform.storage.buckets import rclone_environment
 
 
 def sidecar_env(s3: LocalS3, token_file: Path, work: Path) -> dict[str, str]:

@@ -70,11 +70,12 @@ class User:
         assert response.status_code == 201, response.text
         self.token = response.json()["token"]
 
-    def start_server(self) -> None:
+    def start_server(self, options: dict[str, Any] | None = None) -> None:
+        """Start the default server with spawn ``options`` (the form's fields), unless it runs."""
         model = self.hub.admin_get(f"/users/{self.name}")
         if model["servers"].get("", {}).get("ready"):
             return
-        response = self.hub.admin("POST", f"/users/{self.name}/server", json={})
+        response = self.hub.admin("POST", f"/users/{self.name}/server", json=options or {})
         assert response.status_code in (201, 202), response.text
         wait_for(
             lambda: self.hub.admin_get(f"/users/{self.name}")["servers"].get("", {}).get("ready"),

@@ -1,4 +1,4 @@
-"""``aiinfn-hub dev`` run as a user runs it, for the tests: start, read its output, Ctrl-C."""
+"""``aiinfn-dev dev`` run as a user runs it, for the tests: start, read its output, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Dev:
             [
                 sys.executable,
                 "-m",
-                "aiinfn_hub.cli",
+                "aiinfn_hub.dev.cli",
                 "dev",
                 "--state-dir",
                 str(state),
@@ -77,7 +77,7 @@ def children_of(state: Path) -> list[str]:
 
 @contextlib.contextmanager
 def started_dev(state: Path, port: int) -> Iterator[Dev]:
-    """``aiinfn-hub dev`` up (its banner printed) for the block; Ctrl-C afterwards."""
+    """``aiinfn-dev dev`` up (its banner printed) for the block; Ctrl-C afterwards."""
     running = Dev(state, port)
     try:
         wait_for(

@@ -26,7 +26,7 @@ from aiinfn_hub.auth.tokens import exchange_params
 from aiinfn_hub.dev.oidc import LocalOIDCProvider, OIDCClient
 from aiinfn_hub.dev.processes import free_port
 from aiinfn_hub.dev.s3_server import LocalS3
-from aiinfn_hub.storage.scripts import script
+from aiinfn_hub.platform.storage.scripts import script
 
 pytestmark = pytest.mark.slow
 

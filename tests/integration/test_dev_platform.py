@@ -1,4 +1,4 @@
-"""``aiinfn-hub dev`` as a user runs it: one command, a banner, a working hub, Ctrl-C."""
+"""``aiinfn-dev dev`` as a user runs it: one command, a banner, a working hub, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def sign_in(dev: Dev, user: str, password: str) -> tuple[requests.Session, reque
 
 
 def run_dev_once(tmp_path: Path, port: int, **env: str) -> subprocess.CompletedProcess[str]:
-    """``aiinfn-hub dev`` expected to stop at once (it is given no time to serve)."""
+    """``aiinfn-dev dev`` expected to stop at once (it is given no time to serve)."""
     return subprocess.run(
         [
             sys.executable,
             "-m",
-            "aiinfn_hub.cli",
+            "aiinfn_hub.dev.cli",
             "dev",
             "--state-dir",
             str(tmp_path / "s"),
@@ -140,7 +140,7 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
         done = run_dev_once(tmp_path, port)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        f"aiinfn-hub dev: port {port} is busy: stop what uses it or pass --port"
+        f"aiinfn-dev dev: port {port} is busy: stop what uses it or pass --port"
     )
 
 
@@ -224,5 +224,5 @@ def test_a_missing_node_tool_is_one_clear_line(tmp_path: Path) -> None:
     done = run_dev_once(tmp_path, free_port(), AIINFN_NODE_MODULES=str(tmp_path / "empty"))
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "aiinfn-hub dev: configurable-http-proxy is missing: run scripts/setup"
+        "aiinfn-dev dev: configurable-http-proxy is missing: run scripts/setup"
     )

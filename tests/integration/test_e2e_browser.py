@@ -1,5 +1,5 @@
 """End to end in a real browser (Debian's Chromium driven by Playwright) against
-``aiinfn-hub dev``. Each test saves a screenshot of its last page under
+``aiinfn-dev dev``. Each test saves a screenshot of its last page under
 ``test-artifacts/e2e/`` (see the README)."""
 
 from __future__ import annotations

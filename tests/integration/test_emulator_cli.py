@@ -1,4 +1,4 @@
-"""``aiinfn-hub emulator`` as a user runs it: a separate process that kubectl can talk to."""
+"""``aiinfn-dev emulator`` as a user runs it: a separate process that kubectl can talk to."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ needs_kubectl = pytest.mark.skipif(
 
 @pytest.fixture
 def emulator_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Start ``aiinfn-hub emulator --port 0`` and read the URL and kubeconfig it prints."""
+    """Start ``aiinfn-dev emulator --port 0`` and read the URL and kubeconfig it prints."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "aiinfn_hub.cli",
+            "aiinfn_hub.dev.cli",
             "emulator",
             "--port",
             "0",
@@ -132,7 +132,7 @@ def test_only_the_kubeconfigs_token_opens_the_api(emulator_process: tuple[str, P
 def test_a_host_others_can_reach_is_refused_in_one_line(tmp_path: Path, host: str) -> None:
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "aiinfn_hub.cli", "emulator", "--port", "0"),
+            *(sys.executable, "-m", "aiinfn_hub.dev.cli", "emulator", "--port", "0"),
             *("--host", host, "--state-dir", str(tmp_path / "state")),
         ],
         capture_output=True,
@@ -142,7 +142,7 @@ def test_a_host_others_can_reach_is_refused_in_one_line(tmp_path: Path, host: st
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"aiinfn-hub emulator: refusing to listen on {host!r}, not a loopback address "
+        f"aiinfn-dev emulator: refusing to listen on {host!r}, not a loopback address "
         "(the API runs pods; pass --insecure-listen to expose it anyway)"
     )
     assert not (tmp_path / "state").exists()  # nothing was started or written

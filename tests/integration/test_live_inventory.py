@@ -12,8 +12,8 @@ from kubernetes_asyncio import client, config
 
 from aiinfn_hub.config import PlatformConfig, load_platform_config
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.inventory.live import LiveInventory
 from aiinfn_hub.kube.informer import ClusterView
-from aiinfn_hub.live_inventory import LiveInventory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

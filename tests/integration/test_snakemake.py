@@ -156,7 +156,8 @@ def terminal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
 
 
 def alice_terminal(hub: Hub) -> Terminal:
-    User(hub, "alice", "alice-pw").start_server()
+    # a CUDA image: the training rules clone the server onto T4s, as the form would allow
+    User(hub, "alice", "alice-pw").start_server({"image": "cuda-ml"})
     pod_name = hub.admin_get("/users/alice")["servers"][""]["state"]["pod_name"]
     (pod,) = [
         p for p in hub.emulator.objects("Pod", NAMESPACE) if p["metadata"]["name"] == pod_name

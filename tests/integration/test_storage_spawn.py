@@ -8,8 +8,8 @@ from hub_helpers import add_user, until
 from jupyterhub import orm
 
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.platform.storage.naming import user_folder, volume_name
 from aiinfn_hub.spawner.user_ids import user_number
-from aiinfn_hub.storage.naming import user_folder, volume_name
 
 NS = "jupyterhub"
 

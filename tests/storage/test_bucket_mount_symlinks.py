@@ -21,9 +21,9 @@ import pytest
 
 from aiinfn_hub.config.storage import Buckets
 from aiinfn_hub.dev.emulator.controllers.volumes import mounts_below
+from aiinfn_hub.platform.storage.buckets import notebook_mount
+from aiinfn_hub.platform.storage.scripts import script
 from aiinfn_hub.spawner.spawner import parse_bucket_report
-from aiinfn_hub.storage.buckets import notebook_mount
-from aiinfn_hub.storage.scripts import script
 
 ROOT = os.geteuid() == 0
 FUSE = ROOT and Path("/dev/fuse").exists() and shutil.which("fusermount3") is not None

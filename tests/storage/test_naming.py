@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiinfn_hub.storage.naming import MAX_FOLDER, user_folder, volume_name
+from aiinfn_hub.platform.storage.naming import MAX_FOLDER, user_folder, volume_name
 
 SAFE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from aiinfn_hub.config import PlatformConfig, PlatformConfigError, validate_platform_config
-from aiinfn_hub.storage import spawner_settings, storage_plan
-from aiinfn_hub.storage.naming import user_folder
-from aiinfn_hub.storage.nfs import INIT_CONTAINER
+from aiinfn_hub.platform.storage import spawner_settings, storage_plan
+from aiinfn_hub.platform.storage.naming import user_folder
+from aiinfn_hub.platform.storage.nfs import INIT_CONTAINER
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform.yaml"
 

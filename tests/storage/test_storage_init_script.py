@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiinfn_hub.storage.scripts import script
+from aiinfn_hub.platform.storage.scripts import script
 
 ROOT = os.geteuid() == 0
 

@@ -20,7 +20,7 @@ import ipaddress
 import itertools
 from typing import Any
 
-from ....kube.quantity import parse_quantity
+from ....kubemodel.quantity import parse_quantity
 from ..errors import ApiError
 from ..resources import JOBS, NAMESPACES, PODS, PRIORITYCLASSES, SERVICES, ResourceType
 from ..store import Store

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ....kube.quantity import parse_quantity
+from ....kubemodel.quantity import parse_quantity
 
 JSON = dict[str, Any]
 FieldPath = tuple[str | int, ...]

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ....kube.quantity import parse_quantity
+from ....kubemodel.quantity import parse_quantity
 from ..errors import ApiError
 from ..resources import ResourceType
 from . import field_errors as fe

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ....kube.quantity import parse_quantity
+from ....kubemodel.quantity import parse_quantity
 
 JSON = dict[str, Any]
 # (kind "Secret" | "ConfigMap", namespace, name) -> the object or None

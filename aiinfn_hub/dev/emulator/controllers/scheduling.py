@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ....kube.pod_resources import pod_requests as pod_requests
-from ....kube.quantity import parse_quantity
+from ....kubemodel.pod_resources import pod_requests as pod_requests
+from ....kubemodel.quantity import parse_quantity
 
 JSON = dict[str, Any]
 Resources = dict[str, int]

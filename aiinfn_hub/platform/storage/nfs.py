@@ -12,8 +12,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from ..config import PlatformConfig, Project
-from ..config.storage import NfsExport, SharedArea
+from ...config import PlatformConfig, Project
+from ...config.storage import NfsExport, SharedArea
 from .naming import user_folder
 from .scripts import script
 

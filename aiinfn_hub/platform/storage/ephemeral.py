@@ -5,7 +5,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from ..config.storage import Cvmfs, Scratch
+from ...config.storage import Cvmfs, Scratch
+from ..vocabulary import COMPONENT, COMPONENT_SCRATCH
 from .naming import volume_name
 
 JSON = dict[str, Any]
@@ -24,7 +25,7 @@ def scratch_volume(scratch: Scratch, size: str) -> JSON:
         "name": SCRATCH_VOLUME,
         "ephemeral": {
             "volumeClaimTemplate": {
-                "metadata": {"labels": {"app.kubernetes.io/component": "scratch"}},
+                "metadata": {"labels": {COMPONENT: COMPONENT_SCRATCH}},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
                     "storageClassName": scratch.storage_class,

@@ -8,7 +8,8 @@ it is tested directly and costs no API call. What counts:
 - units are taken by pods bound to the server that hold resources (not Succeeded, Failed or
   terminating), in every namespace (batch jobs hold GPUs too), counted as Kubernetes does;
 - the notebook form leaves out cordoned nodes and virtual nodes (interLink), and shows a node
-  reserved for a project (a taint or label ``<reserved key>=<project>``) only to its members.
+  reserved for a project (a taint or label ``<reserved key>=<project>``) only to its members
+  (the rules of :mod:`aiinfn_hub.platform.placement`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .config import Accelerator, PlatformConfig
-from .kube.pod_resources import Resources, holds_resources, pod_requests
-from .kube.quantity import parse_quantity
+from ..config import PlatformConfig
+from ..kubemodel.pod_resources import Resources, holds_resources, pod_requests
+from ..platform.placement import DEFAULT_RESERVED_KEY, offered_to_notebooks, units_on_node
 
 JSON = dict[str, Any]
-# interLink's virtual kubelet labels its nodes type=virtual-kubelet and taints them
-VIRTUAL_NODE_LABEL = ("type", "virtual-kubelet")
-VIRTUAL_NODE_TAINT = "virtual-node.interlink/no-schedule"
-DEFAULT_RESERVED_KEY = "reserved"
 
 
 @dataclass(frozen=True)
@@ -63,35 +60,6 @@ class ModelAvailability:
         }
 
 
-def is_virtual(node: JSON) -> bool:
-    """A virtual kubelet (interLink) node: jobs may be offloaded there, notebooks never."""
-    labels = node.get("metadata", {}).get("labels") or {}
-    if labels.get(VIRTUAL_NODE_LABEL[0]) == VIRTUAL_NODE_LABEL[1]:
-        return True
-    taints = node.get("spec", {}).get("taints") or []
-    return any(t.get("key") == VIRTUAL_NODE_TAINT for t in taints)
-
-
-def reserved_for(node: JSON, reserved_key: str = DEFAULT_RESERVED_KEY) -> str | None:
-    """The project a node is reserved for (taint first, then label), or None."""
-    for taint in node.get("spec", {}).get("taints") or []:
-        if taint.get("key") == reserved_key:
-            return str(taint.get("value", ""))
-    labels = node.get("metadata", {}).get("labels") or {}
-    value = labels.get(reserved_key)
-    return str(value) if value is not None else None
-
-
-def offered_to_notebooks(
-    node: JSON, projects: set[str] | None, reserved_key: str = DEFAULT_RESERVED_KEY
-) -> bool:
-    """Whether the spawn form may offer this node (``projects=None``: an admin's view)."""
-    if node.get("spec", {}).get("unschedulable") or is_virtual(node):
-        return False
-    project = reserved_for(node, reserved_key)
-    return project is None or projects is None or project in projects
-
-
 def usage_by_node(pods: Iterable[JSON]) -> dict[str, Resources]:
     """Requests held on each node by pods that hold resources, across all namespaces."""
     used: dict[str, Resources] = {}
@@ -102,19 +70,6 @@ def usage_by_node(pods: Iterable[JSON]) -> dict[str, Resources]:
         for name, value in pod_requests(pod.get("spec", {})).items():
             node[name] = node.get(name, Fraction(0)) + value
     return used
-
-
-def _carries(node: JSON, model: Accelerator) -> int:
-    labels = node.get("metadata", {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in model.node_selector.items()):
-        return 0
-    allocatable = node.get("status", {}).get("allocatable") or {}
-    if model.resource not in allocatable:
-        return 0
-    try:
-        return int(parse_quantity(allocatable[model.resource]))
-    except ValueError:
-        return 0
 
 
 def accelerator_availability(
@@ -131,7 +86,7 @@ def accelerator_availability(
     per change of the pod set instead of once per request.
     """
     visible = sorted(
-        (n for n in nodes if offered_to_notebooks(n, projects, reserved_key)),
+        (n for n in nodes if offered_to_notebooks(n, projects, config.jobs.offload, reserved_key)),
         key=lambda n: str(n["metadata"]["name"]),
     )
     models = sorted(config.accelerators, key=lambda a: (-a.preference_weight, a.name))
@@ -139,7 +94,7 @@ def accelerator_availability(
     for model in models:
         servers = []
         for node in visible:
-            total = _carries(node, model)
+            total = units_on_node(node, model)
             if total <= 0:
                 continue
             name = node["metadata"]["name"]

@@ -22,8 +22,8 @@ import posixpath
 import re
 from typing import Any
 
-from ..config import PlatformConfig
-from ..config.storage import Buckets
+from ...config import PlatformConfig
+from ...config.storage import Buckets
 from .naming import user_folder, volume_name
 from .scripts import script
 

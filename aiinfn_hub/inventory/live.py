@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import PlatformConfig
-from .inventory import (
-    DEFAULT_RESERVED_KEY,
+from ..config import PlatformConfig
+from ..kube.informer import ClusterView
+from ..kubemodel.pod_resources import Resources
+from ..platform.placement import DEFAULT_RESERVED_KEY
+from .availability import (
     ModelAvailability,
     accelerator_availability,
     usage_by_node,
 )
-from .kube.informer import ClusterView
-from .kube.pod_resources import Resources
 
 
 class LiveInventory:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import PlatformConfig
-from ..kube.literal import literal
-from ..spawner.token_secret import TOKEN_KEY
+from ...config import PlatformConfig
+from ...kubemodel.literal import literal
+from ..vocabulary import TOKEN_KEY
 from . import buckets as bucket_builders
 from . import ephemeral, nfs
 

@@ -9,4 +9,4 @@ from importlib import resources
 @cache
 def script(name: str) -> str:
     """The text of ``scripts/<name>``."""
-    return resources.files("aiinfn_hub.storage").joinpath("scripts", name).read_text()
+    return resources.files("aiinfn_hub.platform.storage").joinpath("scripts", name).read_text()
