@@ -5,7 +5,6 @@ the configuration in force)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,20 +13,17 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes_asyncio import client, config
+from emulated_server import JOBS, ROOT, SERVERS, dana_running, start_emulator
 
 from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.bunshin.service import JobService
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
 from aiinfn_hub.config.provider import ConfigProvider
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.kube.rest import KubeRest
 from aiinfn_hub.services.caller import Caller
 from aiinfn_hub.services.errors import ServiceError
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVERS, JOBS = "jupyterhub", "bunshin"
 SUBMIT = "custom:bunshin:submit"
 DANA = Caller("dana", frozenset({"cms"}), frozenset({SUBMIT}))
 ERIN = Caller("erin", frozenset({"cms"}), frozenset({SUBMIT}))
@@ -93,47 +89,14 @@ class Cluster:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    cluster = load_cluster_file(ROOT / "examples" / "cluster.yaml")
-    cluster = cluster.model_copy(update={"namespaces": [*cluster.namespaces, JOBS]})
-    with Emulator(cluster, state_dir=tmp_path / "emulator") as running:
+    with start_emulator(tmp_path / "emulator") as running:
         yield running
 
 
 @pytest.fixture
 async def cluster(emulator: Emulator) -> AsyncIterator[Cluster]:
     """dana's running server in the servers' namespace."""
-    configuration = client.Configuration()
-    await config.load_kube_config(
-        str(emulator.write_kubeconfig()), client_configuration=configuration
-    )
-    async with client.ApiClient(configuration) as api:
-        kube = KubeRest(api)
-        pod = await kube.post(
-            f"/api/v1/namespaces/{SERVERS}/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "jupyter-dana",
-                    "annotations": {"hub.jupyter.org/username": "dana"},
-                },
-                "spec": {
-                    "securityContext": {"runAsUser": 100042},
-                    "containers": [
-                        {
-                            "name": "notebook",
-                            "image": "harbor.cloud.infn.it/ai-infn/base:2026.11",
-                            "resources": {"limits": {"cpu": "1", "memory": "4Gi"}},
-                        }
-                    ],
-                },
-            },
-        )
-        for _ in range(300):
-            found = await kube.get(f"/api/v1/namespaces/{SERVERS}/pods/jupyter-dana")
-            if (found.get("status") or {}).get("phase") == "Running":
-                break
-            await asyncio.sleep(0.1)
+    async with dana_running(emulator) as (kube, pod):
         yield Cluster(emulator, kube, MemoryHub(pod["metadata"]["uid"]))
 
 

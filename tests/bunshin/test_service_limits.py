@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes_asyncio import client, config
+from emulated_server import JOBS, ROOT, SERVERS, dana_running, start_emulator
 from playwright.async_api import async_playwright, expect
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.httpserver import HTTPServer
@@ -26,16 +26,13 @@ from aiinfn_hub.bunshin.app import make_app, serve_http
 from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.bunshin.service import JobService
 from aiinfn_hub.config import PlatformConfig, validate_platform_config
-from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.processes import free_port
 from aiinfn_hub.kube.rest import KubeRest
 from aiinfn_hub.services.hub_api import HubClient
 from aiinfn_hub.services.web import ServiceAuth
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SERVERS, JOBS = "jupyterhub", "bunshin"
 PREFIX = "/services/bunshin/"
 TOKEN = "dana-token"
 LIMITS = {
@@ -132,48 +129,14 @@ async def wait_until(predicate: Any, what: str, timeout: float = 30) -> Any:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    cluster = load_cluster_file(ROOT / "examples" / "cluster.yaml")
-    cluster = cluster.model_copy(update={"namespaces": [*cluster.namespaces, JOBS]})
-    with Emulator(cluster, state_dir=tmp_path / "emulator") as running:
+    with start_emulator(tmp_path / "emulator") as running:
         yield running
 
 
 @pytest.fixture
 async def service(emulator: Emulator) -> AsyncIterator[Running]:
     """dana's running server in the servers' namespace and two replicas of the service."""
-    configuration = client.Configuration()
-    await config.load_kube_config(
-        str(emulator.write_kubeconfig()), client_configuration=configuration
-    )
-    async with client.ApiClient(configuration) as api:
-        kube = KubeRest(api)
-        pod = await kube.post(
-            f"/api/v1/namespaces/{SERVERS}/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "jupyter-dana",
-                    "annotations": {"hub.jupyter.org/username": "dana"},
-                },
-                "spec": {
-                    "securityContext": {"runAsUser": 100042},
-                    "containers": [
-                        {
-                            "name": "notebook",
-                            "image": "harbor.cloud.infn.it/ai-infn/base:2026.11",
-                            "resources": {"limits": {"cpu": "1", "memory": "4Gi"}},
-                        }
-                    ],
-                },
-            },
-        )
-
-        async def running() -> bool:
-            found = await kube.get(f"/api/v1/namespaces/{SERVERS}/pods/jupyter-dana")
-            return bool((found.get("status") or {}).get("phase") == "Running")
-
-        await wait_until(running, "dana's server to run")
+    async with dana_running(emulator) as (kube, pod):
         hub = HubStandIn(pod["metadata"]["uid"])
         cfg = platform()
         servers: list[HTTPServer] = []
