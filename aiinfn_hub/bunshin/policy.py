@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Accelerator, PlatformConfig
+from ..config.jobs import Jobs
 from ..kubemodel.quantity import parse_quantity
 from ..platform import entitlements
 from ..platform import vocabulary as v
@@ -263,15 +264,8 @@ def _scratch_size(volume: JSON) -> str | None:
     return str(size) if size else None
 
 
-def plan_job(
-    request: JobRequest, ctx: JobContext, pod: JSON, server: str, pod_uid: str | None = None
-) -> JobPlan:
-    """Check the request against the platform, the user and the source pod (whose UID the
-    hub recorded, when given)."""
+def _check_quota(ctx: JobContext) -> None:
     jobs = ctx.config.jobs
-    user = ctx.user
-    check_source_pod(pod, user.name, pod_uid)
-    project = choose_project(request, ctx)
     if ctx.active_jobs >= jobs.max_active_jobs_per_user:
         raise BunshinError(
             409,
@@ -279,8 +273,10 @@ def plan_job(
             f"you have {ctx.active_jobs} queued or running jobs and the limit is "
             f"{jobs.max_active_jobs_per_user}; wait for some to finish or cancel them",
         )
-    container = notebook_container(pod)
-    cpu, memory, model, count = _resources(request, ctx, container, pod)
+
+
+def _shape(request: JobRequest, jobs: Jobs) -> tuple[int, int, int]:
+    """Completions, parallelism and run time, within the platform's limits."""
     completions = request.completions
     if completions > jobs.max_completions:
         raise _invalid(f"completions: at most {jobs.max_completions} (asked {completions})")
@@ -292,6 +288,11 @@ def plan_job(
     runtime = request.max_runtime_seconds or jobs.max_runtime_seconds
     if runtime > jobs.max_runtime_seconds:
         raise _invalid(f"maxRuntimeSeconds: at most {jobs.max_runtime_seconds} (asked {runtime})")
+    return completions, parallelism, runtime
+
+
+def _check_inputs(request: JobRequest, jobs: Jobs) -> None:
+    """Sandbox files and environment values within their byte limits."""
     size = sum(len(k.encode()) + len(v.encode()) for k, v in request.sandbox.items())
     if size > jobs.max_sandbox_bytes:
         raise _invalid(f"sandbox: {size} bytes, at most {jobs.max_sandbox_bytes}")
@@ -303,42 +304,66 @@ def plan_job(
             f"env: {', '.join(too_long)[:200]}: at most {jobs.max_env_value_bytes} bytes per "
             "value; ship larger inputs as sandbox files"
         )
-    run_as = _run_as(pod, container)
-    volumes, mounts, gids = _storage(request, ctx, pod, container)
-    juicefs = None
-    if request.offload:
-        if not jobs.offload.enabled:
-            raise BunshinError(403, "forbidden", "offloading is not offered on this platform")
-        if not ctx.can_offload:
-            raise BunshinError(403, "forbidden", "you may not offload jobs (ask for the scope)")
-        remote = offload_storage(
-            ctx.config, user.name, project, volumes, mounts, uid=run_as.get("runAsUser")
+
+
+def _offloaded(
+    ctx: JobContext, project: str, volumes: list[JSON], mounts: list[JSON], uid: Any
+) -> tuple[list[JSON], list[JSON], JuiceFSPlan | None]:
+    """The volumes an offloaded pod takes along (JuiceFS stand-ins), if the caller may offload."""
+    if not ctx.config.jobs.offload.enabled:
+        raise BunshinError(403, "forbidden", "offloading is not offered on this platform")
+    if not ctx.can_offload:
+        raise BunshinError(403, "forbidden", "you may not offload jobs (ask for the scope)")
+    remote = offload_storage(ctx.config, ctx.user.name, project, volumes, mounts, uid=uid)
+    if remote.blockers:
+        raise _invalid(
+            "offload: these folders cannot leave the cluster: "
+            f'{", ".join(remote.blockers)}; run it without your folders ("storage": false in '
+            'the API, "without my folders" on the page: the sandbox files and an empty '
+            "scratch still go along)"
         )
-        if remote.blockers:
-            raise _invalid(
-                "offload: these folders cannot leave the cluster: "
-                f'{", ".join(remote.blockers)}; run it without your folders ("storage": false in '
-                'the API, "without my folders" on the page: the sandbox files and an empty '
-                "scratch still go along)"
-            )
-        volumes, mounts, juicefs = remote.volumes, remote.mounts, remote.juicefs
-    _check_namespace(ctx, pod, volumes, mounts)
-    security = dict(run_as)
-    security |= {
+    return remote.volumes, remote.mounts, remote.juicefs
+
+
+def _security(run_as: JSON) -> JSON:
+    """The server's ids, never root, nothing more than the restricted profile allows."""
+    return dict(run_as) | {
         "runAsNonRoot": True,  # never root, even if the source pod did not say
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    image = str(container.get("image") or "")
+
+
+def plan_job(
+    request: JobRequest, ctx: JobContext, pod: JSON, server: str, pod_uid: str | None = None
+) -> JobPlan:
+    """Check the request against the platform, the user and the source pod (whose UID the
+    hub recorded, when given)."""
+    user = ctx.user
+    check_source_pod(pod, user.name, pod_uid)
+    project = choose_project(request, ctx)
+    _check_quota(ctx)
+    container = notebook_container(pod)
+    cpu, memory, model, count = _resources(request, ctx, container, pod)
+    completions, parallelism, runtime = _shape(request, ctx.config.jobs)
+    _check_inputs(request, ctx.config.jobs)
+    run_as = _run_as(pod, container)
+    volumes, mounts, gids = _storage(request, ctx, pod, container)
+    juicefs = None
+    if request.offload:
+        volumes, mounts, juicefs = _offloaded(
+            ctx, project, volumes, mounts, run_as.get("runAsUser")
+        )
+    _check_namespace(ctx, pod, volumes, mounts)
     return JobPlan(
         user=user.name,
         project=project,
         server=server,
         source_pod=str(pod["metadata"]["name"]),
         source_uid=str(pod["metadata"].get("uid") or ""),
-        image=image,
+        image=str(container.get("image") or ""),
         command=request.command,
         working_dir=container.get("workingDir"),
         env=_environment(container, request),
@@ -353,7 +378,7 @@ def plan_job(
         volumes=volumes,
         mounts=mounts,
         sandbox=request.sandbox,
-        security_context=security,
+        security_context=_security(run_as),
         supplemental_gids=gids,
         display_name=request.name,
         juicefs=juicefs,
