@@ -13,6 +13,7 @@ from aiinfn_hub.dev.emulator.cluster import initial_objects, load_cluster_file
 from aiinfn_hub.inventory.availability import (
     ModelAvailability,
     accelerator_availability,
+    node_usage,
     usage_by_node,
 )
 from aiinfn_hub.platform.placement import is_virtual_node
@@ -39,6 +40,7 @@ def _pod(
     namespace: str = "jupyterhub",
     deleting: bool = False,
     init: bool = False,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     container = {"name": "c", "resources": {"limits": limits}}
     spec: dict[str, Any] = {"containers": [container]}
@@ -46,6 +48,8 @@ def _pod(
         spec = {"containers": [{"name": "c"}], "initContainers": [container]}
     if node:
         spec["nodeName"] = node
+    if priority is not None:
+        spec["priority"] = priority
     meta: dict[str, Any] = {"name": "p", "namespace": namespace}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
@@ -68,7 +72,9 @@ def test_empty_cluster_totals_per_model_and_server(
     assert models["u250"].total == 1
     # ordered by preference weight, as the form lists them
     assert list(models)[:2] == ["a100", "a100-3g-40gb"]
-    assert models["a30"].to_json()["servers"] == [{"node": "server-4", "total": 2, "free": 2}]
+    assert models["a30"].to_json()["servers"] == [
+        {"node": "server-4", "total": 2, "free": 2, "batch": 0}
+    ]
 
 
 def test_only_pods_that_hold_resources_count(
@@ -87,6 +93,37 @@ def test_only_pods_that_hold_resources_count(
     assert (models["t4"].free, models["t4"].total) == (1, 4)
     assert models["a100-1g-10gb"].free == 2
     assert models["a100"].free == 3  # MIG slices do not take whole GPUs
+
+
+def test_units_held_by_batch_jobs_are_told_apart_from_notebooks(
+    config: PlatformConfig, nodes: list[dict[str, Any]]
+) -> None:
+    """server-3's three A100s: one notebook (priority 1000), two batch pods (-100)."""
+    gpu = {"nvidia.com/gpu": "1"}
+    pods = [
+        _pod("server-3", gpu, priority=1000),
+        _pod("server-3", gpu, priority=-100, namespace="bunshin"),
+        _pod("server-3", gpu, priority=-100, namespace="bunshin"),
+    ]
+    a100 = _by_name(accelerator_availability(config, nodes, node_usage(pods, 1000)))["a100"]
+    assert (a100.free, a100.batch, a100.for_notebooks) == (0, 2, 2)
+    assert [(s.node, s.free, s.batch) for s in a100.servers] == [("server-3", 0, 2)]
+    assert a100.to_json()["batch"] == 2
+    # a pod of the notebooks' own priority is never counted as batch: no notebook preempts
+    # another notebook, and without the notebooks' priority nothing is
+    same = [_pod("server-3", gpu, priority=1000) for _ in range(3)]
+    assert (
+        _by_name(accelerator_availability(config, nodes, node_usage(same, 1000)))[
+            "a100"
+        ].for_notebooks
+        == 0
+    )
+    unknown = _by_name(accelerator_availability(config, nodes, node_usage(pods, None)))["a100"]
+    assert (unknown.free, unknown.batch) == (0, 0)
+    # more held than the node has (allocatable shrank): never more units than it has
+    crowded = [*pods, _pod("server-3", {"nvidia.com/gpu": "2"}, priority=1000)]
+    a100 = _by_name(accelerator_availability(config, nodes, node_usage(crowded, 1000)))["a100"]
+    assert (a100.free, a100.batch) == (0, 0)
 
 
 def test_free_never_goes_negative(config: PlatformConfig, nodes: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from aiinfn_hub.spawner.options import (
     validate_options,
 )
 from aiinfn_hub.spawner.pod_settings import RESTRICTED_CONTAINER_SECURITY, pod_settings
+from aiinfn_hub.spawner.spawner import render_form
 
 CONFIG = load_platform_config(Path(__file__).resolve().parent.parent / "examples" / "platform.yaml")
 NOBODY = UserContext("nobody", frozenset())
@@ -312,7 +313,7 @@ def test_form_rendering_from_a_fixed_inventory() -> None:
     html = render_form(CONFIG, CMS, models, previous)
     assert 'value="cuda-ml" checked' in html
     assert '<option value="4" selected>' in html and '<option value="16Gi" selected>' in html
-    assert "0 of 4 free" in html and "Unavailable: all 4 in use." in html
+    assert "0 of 4 free" in html and "Unavailable: all 4 in use by notebooks." in html
     assert 'id="accelerator-t4"' in html and "disabled" in html
     assert 'value="qml"' not in html  # not one of cms's images
     assert "server-a (0/2), server-b (0/2)" in html
@@ -330,3 +331,34 @@ def test_configure_hub_wires_spawner_and_handler() -> None:
     assert c.AIInfnSpawner.platform_config_file == "/etc/aiinfn/platform.yaml"
     handlers = c.JupyterHub.extra_handlers.get_value([("/existing", object)])
     assert handlers == [("/existing", object), (r"/api/aiinfn/accelerators", AcceleratorsHandler)]
+
+
+def test_a_notebook_may_take_units_that_only_batch_jobs_hold() -> None:
+    """server-b: no unit free, two held by batch jobs; server-a: both held by notebooks."""
+    models = [
+        ModelAvailability(
+            a.name,
+            a.description,
+            a.kind,
+            a.memory_gib,
+            4,
+            0,
+            (ServerAvailability("server-a", 2, 0), ServerAvailability("server-b", 2, 0, 2)),
+            batch=2,
+        )
+        for a in CONFIG.accelerators
+    ]
+    choice = validate_options(
+        {"image": "cuda-ml", "accelerator": "t4", "count": 2}, CONFIG, ML, models
+    )
+    assert (choice.accelerator and choice.accelerator.name, choice.count) == ("t4", 2)
+    pinned = {"image": "cuda-ml", "accelerator": "t4", "count": 1, "server": "server-b"}
+    assert validate_options(pinned, CONFIG, ML, models).server == "server-b"
+    with pytest.raises(OptionsError, match="server server-a has 0 t4 free"):
+        validate_options(pinned | {"server": "server-a"}, CONFIG, ML, models)
+    # the user's own limits still hold (ML may have 2 units at most)
+    with pytest.raises(OptionsError, match="between 1 and 2"):
+        validate_options(pinned | {"count": 3, "server": ""}, CONFIG, ML, models)
+    html = render_form(CONFIG, ML, models, {})
+    assert "0 of 4 free, 2 more held by batch jobs — yours if you start" in html
+    assert "server-b (0/2, 2 from batch jobs)" in html

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import PlatformConfig
-from ..kubemodel.pod_resources import Resources, holds_resources, pod_requests
+from ..kubemodel.pod_resources import Resources, holds_resources, pod_priority, pod_requests
 from ..platform.placement import DEFAULT_RESERVED_KEY, offered_to_notebooks, units_on_node
 
 JSON = dict[str, Any]
@@ -28,11 +28,18 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class ServerAvailability:
-    """Units of one model on one server."""
+    """Units of one model on one server: ``free`` now, and ``batch`` more held by pods of lower
+    priority than notebooks (batch jobs), which a notebook takes by preempting them."""
 
     node: str
     total: int
     free: int
+    batch: int = 0
+
+    @property
+    def for_notebooks(self) -> int:
+        """Units a notebook can have here: the free ones and those batch jobs hold."""
+        return self.free + self.batch
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class ModelAvailability:
     total: int
     free: int
     servers: tuple[ServerAvailability, ...]
+    batch: int = 0
+
+    @property
+    def for_notebooks(self) -> int:
+        return self.free + self.batch
 
     def to_json(self) -> JSON:
         """The shape served at ``/hub/api/aiinfn/accelerators``."""
@@ -56,35 +68,65 @@ class ModelAvailability:
             "memoryGiB": self.memory_gib,
             "total": self.total,
             "free": self.free,
-            "servers": [{"node": s.node, "total": s.total, "free": s.free} for s in self.servers],
+            "batch": self.batch,
+            "servers": [
+                {"node": s.node, "total": s.total, "free": s.free, "batch": s.batch}
+                for s in self.servers
+            ],
         }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Requests held per node: by every pod (``held``), and by the pods a notebook may preempt
+    (``preemptible``: priority below the notebooks', a part of ``held``)."""
+
+    held: dict[str, Resources]
+    preemptible: dict[str, Resources]
+
+
+def _add(usage: dict[str, Resources], node: str, requests: Resources) -> None:
+    held = usage.setdefault(node, {})
+    for name, value in requests.items():
+        held[name] = held.get(name, Fraction(0)) + value
+
+
+def node_usage(pods: Iterable[JSON], notebook_priority: int | None = None) -> Usage:
+    """What pods hold on each node, across all namespaces; with ``notebook_priority``, pods of
+    a lower priority count as preemptible too (kube-scheduler evicts them for a notebook)."""
+    held: dict[str, Resources] = {}
+    preemptible: dict[str, Resources] = {}
+    for pod in pods:
+        if not holds_resources(pod):
+            continue
+        requests = pod_requests(pod.get("spec", {}))
+        node = pod["spec"]["nodeName"]
+        _add(held, node, requests)
+        if notebook_priority is not None and pod_priority(pod) < notebook_priority:
+            _add(preemptible, node, requests)
+    return Usage(held, preemptible)
 
 
 def usage_by_node(pods: Iterable[JSON]) -> dict[str, Resources]:
     """Requests held on each node by pods that hold resources, across all namespaces."""
-    used: dict[str, Resources] = {}
-    for pod in pods:
-        if not holds_resources(pod):
-            continue
-        node = used.setdefault(pod["spec"]["nodeName"], {})
-        for name, value in pod_requests(pod.get("spec", {})).items():
-            node[name] = node.get(name, Fraction(0)) + value
-    return used
+    return node_usage(pods).held
 
 
 def accelerator_availability(
     config: PlatformConfig,
     nodes: Iterable[JSON],
-    used: dict[str, Resources],
+    used: dict[str, Resources] | Usage,
     *,
     projects: set[str] | None = None,
     reserved_key: str = DEFAULT_RESERVED_KEY,
 ) -> list[ModelAvailability]:
-    """Free/total units of every catalogue model on the nodes ``projects`` may use.
+    """Free/total units of every catalogue model on the nodes ``projects`` may use, and the
+    units batch work holds there (when ``used`` is a :class:`Usage` telling them apart).
 
-    ``used`` comes from :func:`usage_by_node`; it is passed in so a cache can compute it once
-    per change of the pod set instead of once per request.
+    ``used`` comes from :func:`node_usage` (or :func:`usage_by_node`); it is passed in so a
+    cache can compute it once per change of the pod set instead of once per request.
     """
+    usage = used if isinstance(used, Usage) else Usage(used, {})
     visible = sorted(
         (n for n in nodes if offered_to_notebooks(n, projects, config.jobs.offload, reserved_key)),
         key=lambda n: str(n["metadata"]["name"]),
@@ -95,11 +137,8 @@ def accelerator_availability(
         servers = []
         for node in visible:
             total = units_on_node(node, model)
-            if total <= 0:
-                continue
-            name = node["metadata"]["name"]
-            taken = used.get(name, {}).get(model.resource, Fraction(0))
-            servers.append(ServerAvailability(name, total, max(total - int(taken), 0)))
+            if total > 0:
+                servers.append(_server(node["metadata"]["name"], total, model.resource, usage))
         out.append(
             ModelAvailability(
                 name=model.name,
@@ -109,6 +148,16 @@ def accelerator_availability(
                 total=sum(s.total for s in servers),
                 free=sum(s.free for s in servers),
                 servers=tuple(servers),
+                batch=sum(s.batch for s in servers),
             )
         )
     return out
+
+
+def _server(node: str, total: int, resource: str, usage: Usage) -> ServerAvailability:
+    """Free units, and the units beyond them that only preemptible pods hold."""
+    taken = int(usage.held.get(node, {}).get(resource, Fraction(0)))
+    by_batch = int(usage.preemptible.get(node, {}).get(resource, Fraction(0)))
+    free = min(max(total - taken, 0), total)
+    for_notebooks = min(max(total - (taken - by_batch), 0), total)
+    return ServerAvailability(node, total, free, max(for_notebooks - free, 0))

@@ -91,7 +91,7 @@ def _container_resources(container: JSON) -> JSON:
 
 
 def resource_view(pod: JSON) -> JSON:
-    """Only what :func:`pod_requests` and :func:`holds_resources` read from ``pod``.
+    """Only what :func:`pod_requests`, :func:`holds_resources` and :func:`pod_priority` read.
 
     The hub caches every pod of the cluster: whole pods would keep other users' environment
     values, commands and annotations in the hub's memory (and cost several times the memory).
@@ -103,8 +103,16 @@ def resource_view(pod: JSON) -> JSON:
         "containers": [_container_resources(c) for c in spec.get("containers") or []],
         "initContainers": [_container_resources(c) for c in spec.get("initContainers") or []],
     }
-    for key in ("nodeName", "overhead"):
+    for key in ("nodeName", "overhead", "priority"):
         if key in spec:
             kept_spec[key] = spec[key]
     phase = (pod.get("status") or {}).get("phase")
     return {"metadata": kept_meta, "spec": kept_spec, "status": {"phase": phase} if phase else {}}
+
+
+def pod_priority(pod: JSON) -> int:
+    """The priority the API server resolved from the pod's PriorityClass (0 without one)."""
+    try:
+        return int(pod.get("spec", {}).get("priority") or 0)
+    except (TypeError, ValueError):
+        return 0

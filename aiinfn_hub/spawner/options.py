@@ -146,7 +146,8 @@ def _accelerator(
 def _check_free(
     model: Accelerator, count: int, server: str | None, availability: list[ModelAvailability]
 ) -> None:
-    """``count`` units free on the pinned server, or on some server."""
+    """``count`` units free on the pinned server, or on some server: free units and units held
+    by batch jobs (which the scheduler preempts for a notebook), never another notebook's."""
     live = next((m for m in availability if m.name == model.name), None)
     servers = live.servers if live else ()
     if server is not None:
@@ -156,13 +157,13 @@ def _check_free(
                 f"server {server!r} does not offer {model.name} to you; choose "
                 f"one of: {', '.join(s.node for s in servers) or 'none'}"
             )
-        if pinned.free < count:
+        if pinned.for_notebooks < count:
             raise OptionsError(
-                f"server {server} has {pinned.free} {model.name} free; ask for "
+                f"server {server} has {pinned.for_notebooks} {model.name} free; ask for "
                 f"fewer or choose another server"
             )
-    elif not any(s.free >= count for s in servers):
-        most = max((s.free for s in servers), default=0)
+    elif not any(s.for_notebooks >= count for s in servers):
+        most = max((s.for_notebooks for s in servers), default=0)
         raise OptionsError(
             f"no server has {count} {model.name} free right now (at most {most} "
             "on one server); ask for fewer or try again later"

@@ -41,6 +41,9 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
 )
+# the value of each notebook PriorityClass, with the loop time it was read at
+_priority_values: dict[str, tuple[float, int | None]] = {}
+PRIORITY_CLASS_TTL = 60.0
 # one inventory per hub event loop, shared by every spawner (like kubespawner's reflectors)
 _inventories: dict[asyncio.AbstractEventLoop, LiveInventory] = {}
 
@@ -182,8 +185,39 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             ) from None
         user = self.user_context()
         allowed = {a.name for a in entitlements.allowed_accelerators(config, user)}
-        models = inventory.availability(config, set(user.groups), self.reserved_node_key)
+        models = inventory.availability(
+            config, set(user.groups), self.reserved_node_key, await self.notebook_priority()
+        )
         return [m for m in models if m.name in allowed]
+
+    async def notebook_priority(self) -> int | None:
+        """The priority of notebook pods: pods below it (batch jobs) are preempted for them.
+
+        The value of ``notebook_priority_class``, read from the cluster and kept a minute; 0
+        without a class. None when the class cannot be read: then no unit held by a job is
+        offered, since the form must not promise what the scheduler may not give.
+        """
+        name = self.notebook_priority_class
+        if not name:
+            return 0
+        now = asyncio.get_running_loop().time()
+        cached = _priority_values.get(name)
+        if cached is not None and now - cached[0] < PRIORITY_CLASS_TTL:
+            return cached[1]
+        value: int | None
+        try:
+            found = await kube_call(
+                client.SchedulingV1Api(self.api.api_client).read_priority_class(name),
+                "PriorityClass",
+                "",
+                name,
+            )
+            value = int(found.value)
+        except KubeError as exc:
+            self.log.warning("Notebooks cannot preempt batch jobs in the form's counts: %s", exc)
+            value = None
+        _priority_values[name] = (now, value)
+        return value
 
     # -- form ------------------------------------------------------------------------------
     async def get_options_form(self) -> str:
@@ -347,9 +381,18 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         self._pod_uid = ((pod or {}).get("metadata") or {}).get("uid")
 
     async def progress(self) -> Any:
-        """KubeSpawner's events, then storage notes (e.g. a bucket that could not be mounted)."""
+        """KubeSpawner's events (and, once, that a batch job makes room when the scheduler
+        preempts one for this server), then storage notes (e.g. a bucket not mounted)."""
+        making_room = False
         async for event in super().progress():
             yield event
+            node = None if making_room else self._nominated_node()
+            if node:
+                making_room = True
+                yield {
+                    "message": f"A batch job is making room for you on {node}: it stops now "
+                    "and runs again later, when a GPU is free."
+                }
         sent = 0
         while True:
             while sent < len(self._progress_notes):
@@ -359,6 +402,14 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             if reported is None or reported.is_set():
                 return
             await asyncio.sleep(0.5)
+
+    def _nominated_node(self) -> str | None:
+        """The node the scheduler preempts lower-priority pods on for this server, if any."""
+        reflector = getattr(self, "pod_reflector", None)
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        status, spec = (pod or {}).get("status") or {}, (pod or {}).get("spec") or {}
+        nominated = status.get("nominatedNodeName")
+        return str(nominated) if nominated and not spec.get("nodeName") else None
 
     async def report_storage(self) -> None:
         """Put what could not be mounted on the progress page (the server starts anyway)."""
