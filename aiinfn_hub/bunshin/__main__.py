@@ -6,23 +6,38 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from ..config import PlatformConfigError
 from ..services.web import bind_address, service_prefix
-from .app import make_app, make_service, serve_http
+from .app import make_app, make_recorder, make_service, serve_http
 from .namespaces import NamespaceError
 from .scopes import SERVICE
 
 
 async def serve(config_path: Path) -> None:
+    """Serve until SIGTERM or SIGINT; then stop the recorder of preemptions cleanly."""
     service = await make_service(config_path)
     prefix = service_prefix(name=SERVICE)
     host, port = bind_address()
-    serve_http(make_app(service, prefix), service, host, port)
-    logging.getLogger("bunshin").info("Bunshin serving on %s:%s%s", host, port, prefix)
-    await asyncio.Event().wait()
+    recorder = make_recorder(service)
+    recorder.start()
+    server = serve_http(make_app(service, prefix), service, host, port)
+    log = logging.getLogger("bunshin")
+    log.info("Bunshin serving on %s:%s%s", host, port, prefix)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+        log.info("Bunshin stopping")
+    finally:
+        server.stop()
+        await recorder.stop()
+        await service.cluster.kube.api_client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,9 @@
 Routes under the service prefix (``/services/bunshin/``): the JSON API at ``api/v1/``
 (``jobs``, ``jobs/{id}``, ``jobs/{id}/logs``, ``queues``; ``api``), the page and its forms
 (``pages``), and the OAuth callback. Both call :class:`~.service.JobService`, which holds the
-rules; authentication, XSRF, cookies and headers are the shared ``services.web``.
+rules; authentication, XSRF, cookies and headers are the shared ``services.web``. Beside them
+runs the :class:`~.recorder.PreemptionRecorder` (``make_recorder``), which keeps the record of
+the notebooks' preemptions on the Jobs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..services.hub_api import HubClient
 from ..services.web import NotFoundHandler, ServiceAuth
 from . import api, pages
 from .namespaces import check_jobs_namespace, protected_namespaces, servers_namespace
+from .recorder import PreemptionRecorder
 from .service import JobService
 
 _JOB = "([a-z0-9-]{1,63})"
@@ -78,3 +81,9 @@ async def make_service(config_path: Path, env: Mapping[str, str] | None = None) 
     return JobService(
         provider, hub, KubeRest(client.ApiClient()), servers_namespace(env), protected
     )
+
+
+def make_recorder(service: JobService) -> PreemptionRecorder:
+    """The recorder of preemptions for the jobs' namespace in force at start (a change of
+    ``jobs.namespace`` takes effect at the next start), on the service's cluster client."""
+    return PreemptionRecorder(service.cluster.kube, service.snapshot().jobs.namespace)

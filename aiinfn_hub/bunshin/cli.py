@@ -3,8 +3,10 @@
 It uses the environment JupyterHub gives every server: ``$JUPYTERHUB_API_TOKEN`` (the server's
 token, allowed to submit) and ``$BUNSHIN_URL`` (set by the hub configuration). ``bunshin submit
 --parsable`` prints only the job id and ``bunshin status ID`` prints ``running``, ``success`` or
-``failed``: together they are Snakemake's cluster-generic submit and status commands. Reads are
-retried through short outages of the hub or the service, so a workflow does not give up.
+``failed``: together they are Snakemake's cluster-generic submit and status commands. A job
+waiting for a GPU again after a notebook preempted it is ``running`` there: its work is not lost
+and it runs again (``bunshin status --explain ID`` and ``bunshin ls`` say why it waits). Reads
+are retried through short outages of the hub or the service, so a workflow does not give up.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ def listing(args: argparse.Namespace) -> int:
         accelerator = job["accelerator"]
         gpu_text = f"{accelerator['name']}x{accelerator['count']}" if accelerator else "-"
         print(f"{job['id']:<32} {job['status']:<10} {gpu_text:<12} {' '.join(job['command'])}")
+        why = _why(job)
+        if why:
+            print(f"{'':<32} {why}")
     return 0
 
 
@@ -195,9 +200,19 @@ def cancel(args: argparse.Namespace) -> int:
     return EXIT_ERROR if None in results else 0
 
 
+def _why(job: dict[str, Any]) -> str:
+    """The service's reason for the job's status and its preemptions, in plain words."""
+    return "; ".join(text for text in (job.get("reason"), job.get("preemptionNote")) if text)
+
+
 def status(args: argparse.Namespace) -> int:
+    """Snakemake's word for the job (a job waiting after a preemption is ``running``); with
+    ``--explain``, a second line with the service's status and why."""
     job = call("GET", f"jobs/{args.id}")
     print(SNAKEMAKE_STATUS.get(job["status"], "running"))
+    if args.explain:
+        why = _why(job)
+        print(f"{job['status']}: {why}" if why else job["status"])
     return 0
 
 
@@ -231,6 +246,10 @@ def parser() -> argparse.ArgumentParser:
         one.add_argument("id")
         if name == "logs":
             one.add_argument("-f", "--follow", action="store_true", help="until the job ends")
+        else:
+            one.add_argument(
+                "--explain", action="store_true", help="also say the job's status and why"
+            )
         one.set_defaults(run=run)
     return top
 

@@ -11,6 +11,22 @@
 
 ``check_kueue`` holds the objects to the rules Kueue's own validation enforces, so a bad
 configuration fails here and not at ``kubectl apply``.
+
+Notebooks first (for operators). Kueue decides when a job may start, kube-scheduler who keeps
+a GPU: notebook pods are no Kueue workloads (no ``queue-name`` label: keep Kueue's
+``manageJobsWithoutQueueName: false`` and its ``pod`` integration off for the servers'
+namespace), so no quota holds a notebook back, and ``poolAccelerators`` counts jobs only. Job
+pods run at ``jobs.priorityClass`` (value -100, ``preemptionPolicy: Never``): a notebook
+(priority 0, or ``AIInfnSpawner.notebook_priority_class`` above it; no ``globalDefault``
+class at or below -100) that needs a GPU a job holds makes kube-scheduler preempt that pod, and
+a job never preempts anything. The Job's ``podFailurePolicy`` ignores the ``DisruptionTarget``
+condition, so the Job controller replaces the pod without counting a failure; the Workload
+stays admitted (its quota held) while the replacement is Pending for a free GPU. The
+ClusterQueues' ``preemption`` (``withinClusterQueue: LowerPriority``,
+``reclaimWithinCohort: Any``) only orders jobs among themselves by WorkloadPriorityClass; it
+never touches notebooks. With Kueue's ``waitForPodsReady`` on, a ``recoveryTimeout`` shorter
+than a notebook session evicts the waiting job (re-queued, not failed), and a
+``requeuingStrategy.backoffLimitCount`` would deactivate it: leave that unset.
 """
 
 from __future__ import annotations

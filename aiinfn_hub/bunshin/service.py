@@ -26,6 +26,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..config import Accelerator, PlatformConfig
@@ -433,12 +434,13 @@ class JobService:
             for w in await self._workloads(config)
         }
         views = []
+        now = datetime.now(UTC)  # preemption times say their date when it is not today
         for job in jobs:
             name = job["metadata"]["name"]
             mine = [
                 p for p in pods if (p["metadata"].get("labels") or {}).get(JOB_NAME_LABEL) == name
             ]
-            views.append(job_view(job, mine, by_uid.get(job["metadata"].get("uid"))))
+            views.append(job_view(job, mine, by_uid.get(job["metadata"].get("uid")), now))
         return sorted(views, key=lambda view: view["createdAt"] or "", reverse=True)
 
     async def _workloads(self, config: PlatformConfig) -> list[JSON]:

@@ -46,7 +46,8 @@ def _checked(response: Any) -> Any:
 
 
 class Informer:
-    """Cache of one resource (all namespaces), from ``lister`` such as ``CoreV1Api.list_node``."""
+    """Cache of one resource, from ``lister`` such as ``CoreV1Api.list_node`` (all namespaces),
+    or ``functools.partial(CoreV1Api.list_namespaced_pod, namespace)`` (one)."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class Informer:
         *,
         label_selector: str = "",
         keep: Callable[[JSON], JSON] | None = None,
+        on_object: Callable[[JSON], None] | None = None,
     ) -> None:
         self.name = name
         self._lister = lister
@@ -62,6 +64,10 @@ class Informer:
         # what of each object is cached (default: all of it); ``metadata.name`` and
         # ``metadata.namespace`` must stay, they are the cache key
         self._keep = keep or (lambda obj: obj)
+        # called with each object as it comes, whole (before ``keep``): every object of a
+        # (re)list, then each ADDED or MODIFIED one; it must not block (schedule work instead),
+        # and what it raises is logged, never stops the informer
+        self._on_object = on_object
         self.cache: dict[str, JSON] = {}
         self.version = 0
         self.resource_version = ""
@@ -121,7 +127,10 @@ class Informer:
     async def _list(self) -> None:
         response = await self._lister(label_selector=self._label_selector, _preload_content=False)
         body = json.loads(await _checked(response).read())
-        self.cache = {_key(item): self._keep(item) for item in body.get("items") or []}
+        items = body.get("items") or []
+        for item in items:
+            self._notify(item)
+        self.cache = {_key(item): self._keep(item) for item in items}
         self.resource_version = body.get("metadata", {}).get("resourceVersion", "")
         self.version += 1
         self.ready.set()
@@ -155,8 +164,17 @@ class Informer:
         if kind == "DELETED":
             self.cache.pop(_key(obj), None)
         elif kind in ("ADDED", "MODIFIED"):
+            self._notify(obj)
             self.cache[_key(obj)] = self._keep(obj)
         self.version += 1
+
+    def _notify(self, obj: JSON) -> None:
+        if self._on_object is None:
+            return
+        try:
+            self._on_object(obj)
+        except Exception:  # the caller's bug must not stop the cache
+            log.exception("%s: the object callback failed", self.name)
 
 
 class ClusterView:

@@ -32,6 +32,9 @@ SOURCE_POD_UID: Final = f"{PREFIX}/source-pod-uid"
 COMMAND: Final = f"{PREFIX}/command"  # JSON list
 DISPLAY_NAME: Final = f"{PREFIX}/display-name"
 TOKEN_EXPIRES_AT: Final = f"{PREFIX}/token-expires-at"  # on the token Secret, for admins
+# on a Bunshin Job: JSON record of the notebooks' preemptions of its pods (the most recent ones
+# and the totals), written by the service as it sees them, since the pods themselves go away
+PREEMPTIONS: Final = f"{PREFIX}/preemptions"
 
 # -- recommended Kubernetes labels -------------------------------------------------------------
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -50,9 +53,20 @@ TOKEN_KEY: Final = "token"  # the Secret's key: the file name the storage sideca
 HUB_USERNAME: Final = "hub.jupyter.org/username"  # kubespawner's annotation (and our label)
 HOSTNAME: Final = "kubernetes.io/hostname"
 JOB_COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
+# the Job controller's labels naming a pod's Job (the short one is the older, still set)
+JOB_NAME: Final = "batch.kubernetes.io/job-name"
+JOB_NAME_SHORT: Final = "job-name"
 KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_CLASS: Final = "kueue.x-k8s.io/priority-class"
 KUEUE_JOB_UID: Final = "kueue.x-k8s.io/job-uid"
+# the pod condition saying a pod is being stopped by the cluster (not by its own failure), and
+# the reasons Kubernetes gives in it: only the scheduler's preemption is a notebook taking its GPU
+DISRUPTION_TARGET: Final = "DisruptionTarget"
+PREEMPTION_BY_SCHEDULER: Final = "PreemptionByScheduler"
+DELETION_BY_TAINT_MANAGER: Final = "DeletionByTaintManager"
+EVICTION_BY_EVICTION_API: Final = "EvictionByEvictionAPI"
+DELETION_BY_POD_GC: Final = "DeletionByPodGC"
+TERMINATION_BY_KUBELET: Final = "TerminationByKubelet"
 NOTEBOOK_CONTAINER: Final = "notebook"  # kubespawner's container name
 # interLink's virtual kubelet labels its nodes type=virtual-kubelet
 VIRTUAL_NODE_LABEL: Final = ("type", "virtual-kubelet")
