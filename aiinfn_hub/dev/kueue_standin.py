@@ -5,6 +5,19 @@ to run jobs locally: for every suspended Job with a ``kueue.x-k8s.io/queue-name`
 creates an admitted ``Workload`` (labelled ``kueue.x-k8s.io/job-uid``, as Kueue does) and
 unsuspends the Job, first come first served, without quotas. A Workload made inactive
 (``spec.active: false``, what Bunshin's cancel sets) is never admitted again.
+
+What it models, and what it leaves out:
+
+- Admission happens once per Job (its Workload is the record); it never suspends a Job
+  again, never evicts or deactivates a Workload and never touches the Job's pods or status.
+- kube-scheduler preempting pods of an admitted Job (a notebook taking a GPU back) is not
+  Kueue's business, as with real Kueue without ``waitForPodsReady``: the Workload stays
+  admitted, the Job stays unsuspended, and the Job controller's replacement pod waits in
+  Pending until there is room; nothing here re-admits, re-queues or fails the Job.
+- Not modelled: ClusterQueue/LocalQueue quotas and flavors (no node selectors are injected),
+  ``status.admission``, the QuotaReserved/PodsReady/Evicted/Finished conditions,
+  ``waitForPodsReady`` (which in real Kueue evicts and re-queues a Workload whose pods are not
+  all ready in time), Kueue's own preemption between Workloads, and Workload clean-up.
 """
 
 from __future__ import annotations

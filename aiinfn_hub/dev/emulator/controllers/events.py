@@ -50,14 +50,20 @@ def build_event(
     host: str | None = None,
     field_path: str | None = None,
     instance: str | None = None,
+    action: str | None = None,
+    related: JSON | None = None,
 ) -> JSON:
-    """A new Event object; named ``<involved name>.<nanoseconds in hex>`` like the recorder."""
+    """A new Event object; named ``<involved name>.<nanoseconds in hex>`` like the recorder.
+
+    ``action`` and ``related`` (another object, e.g. the preemptor of a ``Preempted`` pod) are
+    what the events.k8s.io recorder of kube-scheduler adds.
+    """
     ref = involved_reference(involved, field_path)
     now = now_rfc3339()
     source: JSON = {"component": component}
     if host:
         source["host"] = host
-    return {
+    event: JSON = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
@@ -76,6 +82,11 @@ def build_event(
         "reportingComponent": component,
         "reportingInstance": instance if instance is not None else (host or ""),
     }
+    if action:
+        event["action"] = action
+    if related is not None:
+        event["related"] = involved_reference(related)
+    return event
 
 
 class EventRecorder:
@@ -99,6 +110,8 @@ class EventRecorder:
         host: str | None = None,
         field_path: str | None = None,
         instance: str | None = None,
+        action: str | None = None,
+        related: JSON | None = None,
     ) -> JSON:
         """Record one occurrence; returns the stored Event (new or with a higher count)."""
         meta = involved["metadata"]
@@ -132,6 +145,8 @@ class EventRecorder:
             host=host,
             field_path=field_path,
             instance=instance,
+            action=action,
+            related=related,
         )
         stored = self._store.create(EVENTS, event)
         self._recent[key] = (stored["metadata"]["namespace"], stored["metadata"]["name"])

@@ -150,3 +150,78 @@ def parse_time(value: str | None) -> datetime.datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=datetime.UTC)
+
+
+# -- podFailurePolicy (pkg/controller/job/pod_failure_policy.go) -------------------------------
+def match_pod_failure_policy(policy: JSON | None, pod: JSON) -> tuple[str | None, bool, str | None]:
+    """A failed pod against the Job's ``podFailurePolicy``, as matchPodFailurePolicy does.
+
+    Returns the Job failure message (a ``FailJob`` rule matched), whether the failure counts
+    towards ``backoffLimit`` (not when an ``Ignore`` rule matched) and the action matched.
+    The first matching rule wins; ``onExitCodes`` looks at terminated containers with a
+    non-zero exit code (app containers, then init containers), ``onPodConditions`` at the
+    pod's conditions (a pattern's ``status`` defaults to ``True``). ``FailIndex`` counts the
+    failure (backoffLimitPerIndex is not modelled).
+    """
+    if not policy:
+        return None, True, None
+    namespace, name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
+    status = pod.get("status") or {}
+    for index, rule in enumerate(policy.get("rules") or []):
+        action = rule.get("action")
+        message = None
+        if rule.get("onExitCodes") is not None:
+            container = _match_exit_codes(status, rule["onExitCodes"])
+            if container is None:
+                continue
+            code = container["state"]["terminated"]["exitCode"]
+            message = (
+                f"Container {container['name']} for pod {namespace}/{name} failed with exit "
+                f"code {code} matching {action} rule at index {index}"
+            )
+        elif rule.get("onPodConditions") is not None:
+            condition = _match_conditions(status, rule["onPodConditions"])
+            if condition is None:
+                continue
+            message = (
+                f"Pod {namespace}/{name} has condition {condition['type']} matching {action} "
+                f"rule at index {index}"
+            )
+        else:
+            continue
+        if action == "Ignore":
+            return None, False, action
+        if action == "FailJob":
+            return message, True, action
+        if action in ("Count", "FailIndex"):
+            return None, True, action
+    return None, True, None
+
+
+def _match_exit_codes(status: JSON, requirement: JSON) -> JSON | None:
+    wanted = requirement.get("containerName")
+    values = {int(v) for v in requirement.get("values") or []}
+    operator = requirement.get("operator")
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for container in status.get(key) or []:
+            terminated = (container.get("state") or {}).get("terminated")
+            if not terminated or (wanted and container.get("name") != wanted):
+                continue
+            code = int(terminated.get("exitCode") or 0)
+            if code == 0:
+                continue
+            if (operator == "In" and code in values) or (
+                operator == "NotIn" and code not in values
+            ):
+                return container  # type: ignore[no-any-return]
+    return None
+
+
+def _match_conditions(status: JSON, patterns: list[JSON]) -> JSON | None:
+    for condition in status.get("conditions") or []:
+        for pattern in patterns:
+            if condition.get("type") == pattern.get("type") and condition.get(
+                "status"
+            ) == pattern.get("status", "True"):
+                return condition  # type: ignore[no-any-return]
+    return None

@@ -8,6 +8,18 @@ resuming resets ``startTime``, ``backoffLimit`` and ``activeDeadlineSeconds`` fa
 (FailureTarget, then Failed once no pod runs), success adds SuccessCriteriaMet then Complete,
 and ``ttlSecondsAfterFinished`` deletes a finished Job (in the foreground, as the TTL
 controller does).
+
+Failed pods, as v1.33's controller sees them (isPodFailed): a pod in phase Failed, and, unless
+the Job only replaces failed pods (``podReplacementPolicy: Failed``, which a
+``podFailurePolicy`` implies), a pod being deleted that has not succeeded. A failed pod is
+matched against the ``podFailurePolicy``: an ``Ignore`` rule (Bunshin's, on the
+``DisruptionTarget`` condition the scheduler puts on a preempted pod) keeps it out of
+``status.failed`` and of ``backoffLimit``, ``FailJob`` fails the Job (reason
+``PodFailurePolicy``). When only failed pods are replaced, a terminating pod still takes its
+place: its replacement (for an Indexed Job, of its index; completed indexes stay completed) is
+created once it has reached phase Failed. Counted pods lose the tracking finalizer, so a
+deleted one then goes away. The pod-creation backoff after failures (10 s doubling) is not
+modelled: replacements are created at once.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ DEADLINE_REASON = "DeadlineExceeded"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 SUCCESS_REASON = "CompletionsReached"
 SUCCESS_MESSAGE = "Reached expected number of succeeded pods"
+POLICY_REASON = "PodFailurePolicy"
 
 
 def _controller_job_uid(pod: JSON) -> tuple[str, str] | None:
@@ -55,11 +68,35 @@ def _terminal(pod: JSON) -> bool:
     return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
 
 
-def _finished_for_counting(pod: JSON) -> bool:
-    """Terminal, or deleted before any kubelet ran it (it will never run)."""
-    if _terminal(pod):
-        return True
+def _never_ran(pod: JSON) -> bool:
+    """Deleted before any kubelet ran it: it will never run (PodGC would mark it Failed)."""
     return "deletionTimestamp" in pod["metadata"] and not pod.get("spec", {}).get("nodeName")
+
+
+def _finished_for_counting(pod: JSON) -> bool:
+    """Terminal, or deleted before any kubelet ran it."""
+    return _terminal(pod) or _never_ran(pod)
+
+
+def only_replace_failed(spec: JSON) -> bool:
+    """onlyReplaceFailedPods: ``podReplacementPolicy: Failed``, or a ``podFailurePolicy``."""
+    return spec.get("podReplacementPolicy") == "Failed" or bool(spec.get("podFailurePolicy"))
+
+
+def _is_failed(pod: JSON, spec: JSON) -> bool:
+    """isPodFailed: phase Failed; or, unless only failed pods are replaced, being deleted
+    without having succeeded (so a deleted pod counts even if it never reaches Failed)."""
+    phase = pod.get("status", {}).get("phase")
+    if phase == "Failed" or _never_ran(pod):
+        return True
+    if only_replace_failed(spec):
+        return False
+    return "deletionTimestamp" in pod["metadata"] and phase != "Succeeded"
+
+
+def _countable(pod: JSON, spec: JSON) -> bool:
+    """Ready to be counted (and released from the tracking finalizer)."""
+    return pod.get("status", {}).get("phase") == "Succeeded" or _is_failed(pod, spec)
 
 
 def _is_ready(pod: JSON) -> bool:
@@ -189,10 +226,10 @@ class JobController:
         to_release = [
             p
             for p in pods
-            if TRACKING_FINALIZER in (p["metadata"].get("finalizers") or [])
-            and _finished_for_counting(p)
+            if TRACKING_FINALIZER in (p["metadata"].get("finalizers") or []) and _countable(p, spec)
         ]
         succeeded_indexes = job_pods.parse_indexes(status.get("completedIndexes"))
+        fail_job: str | None = None
         if not finished:
             for pod in to_release:
                 if pod.get("status", {}).get("phase") == "Succeeded":
@@ -201,7 +238,12 @@ class JobController:
                     if index is not None:
                         succeeded_indexes.add(index)
                 elif pod["metadata"].get("uid") not in self._expected_deletions:
-                    status["failed"] = int(status.get("failed") or 0) + 1
+                    message, counts, _ = job_pods.match_pod_failure_policy(
+                        spec.get("podFailurePolicy"), pod
+                    )
+                    if counts:
+                        status["failed"] = int(status.get("failed") or 0) + 1
+                    fail_job = fail_job or message
         if indexed:
             status["completedIndexes"] = job_pods.format_indexes(succeeded_indexes)
             status["succeeded"] = len(succeeded_indexes)
@@ -218,7 +260,7 @@ class JobController:
 
         if not finished:
             active, terminating = self._manage(
-                job, status, pods, active, terminating, succeeded_indexes
+                job, status, active, terminating, succeeded_indexes, fail_job
             )
 
         status["active"] = len(active)
@@ -240,10 +282,10 @@ class JobController:
         self,
         job: JSON,
         status: JSON,
-        pods: list[JSON],
         active: list[JSON],
         terminating: list[JSON],
         succeeded_indexes: set[int],
+        fail_job: str | None = None,
     ) -> tuple[list[JSON], list[JSON]]:
         """Create, delete and finish: everything a Job that has not finished needs."""
         spec = job.get("spec", {})
@@ -262,7 +304,10 @@ class JobController:
         if not condition_true(status, "FailureTarget") and not condition_true(
             status, "SuccessCriteriaMet"
         ):
-            if self._succeeded(spec, succeeded, succeeded_indexes, active):
+            if fail_job is not None:
+                set_condition(status, "FailureTarget", "True", POLICY_REASON, fail_job)
+                self._record(job, POLICY_REASON, fail_job, warning=True)
+            elif self._succeeded(spec, succeeded, succeeded_indexes, active):
                 set_condition(status, "SuccessCriteriaMet", "True", SUCCESS_REASON, SUCCESS_MESSAGE)
             elif self._past_backoff_limit(spec, status, active):
                 set_condition(status, "FailureTarget", "True", BACKOFF_REASON, BACKOFF_MESSAGE)
@@ -299,6 +344,9 @@ class JobController:
         if deleting_job:
             return active, terminating
 
+        # a terminating pod keeps its place until it has failed when only failed pods are
+        # replaced (its index too)
+        waiting = terminating if only_replace_failed(spec) else []
         if indexed:
             total = int(completions or 0)
             wanted = min(parallelism, total - len(succeeded_indexes))
@@ -312,8 +360,13 @@ class JobController:
             if duplicates:
                 terminating = terminating + self._delete_pods(job, duplicates)
                 active = [p for p in active if p not in duplicates]
-            missing = [i for i in range(total) if i not in succeeded_indexes and i not in seen]
-            for index in missing[: max(wanted - len(active), 0)]:
+            held = {job_pods.pod_index(p, total) for p in waiting}
+            missing = [
+                i
+                for i in range(total)
+                if i not in succeeded_indexes and i not in seen and i not in held
+            ]
+            for index in missing[: max(wanted - len(active) - len(waiting), 0)]:
                 created = self._create_pod(job, index)
                 if created is None:
                     break
@@ -323,7 +376,7 @@ class JobController:
                 wanted = 0 if succeeded > 0 else parallelism
             else:
                 wanted = max(min(parallelism, int(completions) - succeeded), 0)
-            for _ in range(wanted - len(active)):
+            for _ in range(wanted - len(active) - len(waiting)):
                 created = self._create_pod(job, None)
                 if created is None:
                     break

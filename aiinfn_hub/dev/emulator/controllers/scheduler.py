@@ -8,6 +8,21 @@ kube-scheduler it stops searching a large cluster once it has found enough feasi
 
 Pods that fit nowhere are retried when something frees room or changes a node, and otherwise
 after a backoff (1 s doubling to 60 s).
+
+Preemption is kube-scheduler's DefaultPreemption PostFilter (v1.33), on the nodes where
+evicting pods could help: every pod of lower priority on a node is a potential victim
+(terminating ones too); the victims are the fewest left over once they are given back from
+the most important down (``scheduling.select_victims``), and the node is chosen by
+``scheduling.pick_preemption_node``. A pod with ``preemptionPolicy: Never`` never preempts; a
+pod whose nominated node still has a lower-priority pod terminating by preemption waits.
+Each victim gets the ``DisruptionTarget`` condition (reason ``PreemptionByScheduler``, message
+``"<scheduler>: preempting to accommodate a higher priority pod"``), a graceful delete, and a
+``Preempted`` Event (``"Preempted by pod <preemptor uid> on node <node>"``, action
+``Preempting``, the preemptor as ``related``); lower-priority pods nominated on that node lose
+their nomination; the preemptor gets ``status.nominatedNodeName`` and is bound there once the
+victims are gone. As in v1.33 (no ClearingNominatedNodeNameAfterBinding), binding leaves
+``nominatedNodeName`` in place; a failed preemption clears it. PodDisruptionBudgets are not
+modelled.
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ SCHEDULER_NAME = "default-scheduler"
 _INITIAL_BACKOFF = 1.0
 _MAX_BACKOFF = 60.0
 _NO_NODES = "no nodes available to schedule pods"
+PREEMPTION_REASON = "PreemptionByScheduler"
 
 
 @dataclass
@@ -46,6 +62,27 @@ class BoundPod:
     requests: Resources
     deleting: bool
     order: int
+    # status.startTime (whole seconds) and when this scheduler first saw it, to order pods
+    # that started in the same second
+    started: str | None = None
+    start_order: int = 0
+    # terminating because the scheduler preempted it (DisruptionTarget PreemptionByScheduler)
+    preempted: bool = False
+
+    @property
+    def start(self) -> tuple[int, str, int]:
+        if self.started:
+            return (0, self.started, self.start_order)
+        return (1, "", self.order)  # no start time yet: "now", the latest of all
+
+    def refresh(self, pod: JSON, counter: itertools.count[int]) -> None:
+        """Take what may change while the pod stays bound: deletion, start time, conditions."""
+        self.deleting = "deletionTimestamp" in pod["metadata"]
+        self.preempted = _terminating_by_preemption(pod)
+        started = pod.get("status", {}).get("startTime")
+        if started and started != self.started:
+            self.started = str(started)
+            self.start_order = next(counter)
 
 
 @dataclass
@@ -103,16 +140,31 @@ def _wants_scheduling(pod: JSON) -> bool:
     )
 
 
-def _set_condition(status: JSON, condition: JSON) -> None:
-    """Replace a pod condition, keeping lastTransitionTime when its status does not change."""
+def _terminating_by_preemption(pod: JSON) -> bool:
+    """podTerminatingByPreemption: being deleted after the scheduler preempted it."""
+    if "deletionTimestamp" not in pod["metadata"]:
+        return False
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget":
+            return bool(
+                condition.get("status") == "True" and condition.get("reason") == PREEMPTION_REASON
+            )
+    return False
+
+
+def _set_condition(status: JSON, condition: JSON) -> bool:
+    """Replace a pod condition, keeping lastTransitionTime when its status does not change;
+    False when it was there already with the same status, reason and message."""
     conditions = status.setdefault("conditions", [])
     for i, existing in enumerate(conditions):
         if existing.get("type") == condition["type"]:
+            same = all(existing.get(k) == condition.get(k) for k in ("status", "reason", "message"))
             if existing.get("status") == condition["status"]:
                 condition["lastTransitionTime"] = existing.get("lastTransitionTime")
             conditions[i] = condition
-            return
+            return not same
     conditions.append(condition)
+    return True
 
 
 class Scheduler:
@@ -224,6 +276,10 @@ class Scheduler:
                 self._wake_unschedulable()
             return
         assert node
+        current = self._placement.get(key)
+        if current == node:
+            self._usage[node].pods[key].refresh(pod, self._counter)
+            return
         entry = BoundPod(
             key=key,
             uid=pod["metadata"].get("uid", ""),
@@ -232,11 +288,7 @@ class Scheduler:
             deleting="deletionTimestamp" in pod["metadata"],
             order=next(self._counter),
         )
-        current = self._placement.get(key)
-        if current == node:
-            previous = self._usage[node].pods[key]
-            previous.deleting = entry.deleting
-            return
+        entry.refresh(pod, self._counter)
         self._release(key)
         self._placement[key] = node
         self._usage.setdefault(node, NodeUsage()).add(entry)
@@ -355,11 +407,11 @@ class Scheduler:
         reasons: Counter[str] = Counter()
         for verdict in verdicts.values():
             reasons.update(verdict.reasons)
-        node, victims, post_filter = self._plan_preemption(pod, requests, priority, verdicts)
+        node, victims, post_filter, clear = self._plan_preemption(pod, requests, priority, verdicts)
         message = scheduling.unschedulable_message(total, reasons, post_filter)
         if node is not None:
-            self._preempt(pod, node, victims)
-        self._report_unschedulable(pod, message, nominate=node)
+            self._preempt(pod, node, victims, priority)
+        self._report_unschedulable(pod, message, nominate=node if node else ("" if clear else None))
 
     def _used(self, key: PodKey, node: str, priority: int) -> Resources:
         """Requests on ``node``, plus those of equal or higher priority pods nominated there."""
@@ -411,8 +463,8 @@ class Scheduler:
     def _bind(self, pod: JSON, node: str) -> None:
         bound = copy.deepcopy(pod)
         bound["spec"]["nodeName"] = node
+        # the binding leaves status.nominatedNodeName as it is (v1.33)
         status = bound.setdefault("status", {})
-        status.pop("nominatedNodeName", None)
         _set_condition(
             status,
             {
@@ -434,10 +486,13 @@ class Scheduler:
         )
 
     def _report_unschedulable(self, pod: JSON, message: str, nominate: str | None = None) -> None:
+        """FailedScheduling; ``nominate`` sets (a node) or clears ("") the nominated node."""
         new = copy.deepcopy(pod)
         status = new.setdefault("status", {})
-        if nominate is not None:
+        if nominate:
             status["nominatedNodeName"] = nominate
+        elif nominate == "":
+            status.pop("nominatedNodeName", None)
         _set_condition(
             status,
             {
@@ -463,71 +518,66 @@ class Scheduler:
     # -- preemption ------------------------------------------------------------------------
     def _plan_preemption(
         self, pod: JSON, requests: Resources, priority: int, verdicts: dict[str, NodeVerdict]
-    ) -> tuple[str | None, list[BoundPod], str]:
-        """Pick the node where evicting the fewest, lowest-priority pods lets ``pod`` fit."""
+    ) -> tuple[str | None, list[BoundPod], str, bool]:
+        """DefaultPreemption's PostFilter: the node and victims, or why not.
+
+        Returns the node, its victims (most important first), the PostFilter message for the
+        FitError, and whether the pod's nominated node must be cleared (a preemption that
+        found no candidate clears it; a pod not eligible to preempt keeps it).
+        """
         spec = pod["spec"]
         if spec.get("preemptionPolicy") == "Never":
-            return None, [], "preemption: not eligible due to preemptionPolicy=Never."
+            return None, [], "preemption: not eligible due to preemptionPolicy=Never.", False
         key = pod_key(pod)
         nominated = pod.get("status", {}).get("nominatedNodeName")
-        if nominated in self._usage and any(
-            p.deleting and p.priority < priority for p in self._usage[nominated].pods.values()
+        usage = self._usage.get(nominated) if nominated else None
+        unresolvable = nominated in verdicts and not verdicts[nominated].resolvable
+        if (
+            usage is not None
+            and not unresolvable
+            and any(p.preempted and p.priority < priority for p in usage.pods.values())
         ):
             return (
                 None,
                 [],
                 "preemption: not eligible due to a terminating pod on the nominated node.",
+                False,
             )
-        candidates: list[tuple[tuple[int, int, int, str], str, list[BoundPod]]] = []
+        candidates: list[tuple[str, list[BoundPod]]] = []
         not_helpful = no_victims = 0
-        for node, verdict in verdicts.items():
+        still_short: Counter[str] = Counter()
+        for node in self._node_names:
+            verdict = verdicts.get(node)
+            if verdict is None:
+                continue
             if not verdict.resolvable:
                 not_helpful += 1
                 continue
-            victims = self._victims_on(key, node, requests, priority)
-            if not victims:
+            victims, why = self._victims_on(key, node, requests, priority)
+            if victims:
+                candidates.append((node, victims))
+            elif why == (scheduling.NO_VICTIMS,):
                 no_victims += 1
-                continue
-            rank = (
-                max(v.priority for v in victims),
-                sum(v.priority for v in victims),
-                len(victims),
-                node,
-            )
-            candidates.append((rank, node, victims))
+            else:
+                still_short.update(why)
         if not candidates:
             total = len(self._node_names)
-            return None, [], scheduling.preemption_message(total, not_helpful, no_victims)
-        _, node, victims = min(candidates, key=lambda c: c[0])
-        return node, victims, ""
+            message = scheduling.preemption_message(total, not_helpful, no_victims, still_short)
+            return None, [], message, True
+        node, victims = candidates[scheduling.pick_preemption_node(candidates)]
+        return node, victims, "", False
 
     def _victims_on(
         self, key: PodKey, node: str, requests: Resources, priority: int
-    ) -> list[BoundPod]:
-        """The smallest set of lower-priority pods whose eviction makes room (may be empty)."""
-        allocatable = self._nodes[node].allocatable
-        used = dict(self._used(key, node, priority))
-        lower = [
-            p for p in self._usage[node].pods.values() if p.priority < priority and not p.deleting
-        ]
-        for victim in lower:
-            for name, amount in victim.requests.items():
-                used[name] -= amount
-        if scheduling.insufficient_resources(requests, allocatable, used):
-            return []
-        # give back the most important pods first; whatever no longer fits is evicted
-        victims = []
-        for candidate in sorted(lower, key=lambda p: (-p.priority, p.order)):
-            trial = dict(used)
-            for name, amount in candidate.requests.items():
-                trial[name] = trial.get(name, 0) + amount
-            if scheduling.insufficient_resources(requests, allocatable, trial):
-                victims.append(candidate)
-            else:
-                used = trial
-        return victims
+    ) -> tuple[list[BoundPod], tuple[str, ...]]:
+        """SelectVictimsOnNode on ``node``: the victims, or none and the reasons why."""
+        lower = [p for p in self._usage[node].pods.values() if p.priority < priority]
+        return scheduling.select_victims(
+            requests, self._nodes[node].allocatable, self._used(key, node, priority), lower
+        )
 
-    def _preempt(self, preemptor: JSON, node: str, victims: list[BoundPod]) -> None:
+    def _preempt(self, preemptor: JSON, node: str, victims: list[BoundPod], priority: int) -> None:
+        """Mark, delete and report each victim; lower-priority nominations on ``node`` go."""
         uid = preemptor["metadata"].get("uid", "")
         scheduler_name = preemptor["spec"].get("schedulerName", SCHEDULER_NAME)
         for victim in victims:
@@ -535,27 +585,47 @@ class Scheduler:
             if pod is None or pod["metadata"].get("uid") != victim.uid:
                 continue
             marked = copy.deepcopy(pod)
-            _set_condition(
+            changed = _set_condition(
                 marked.setdefault("status", {}),
                 {
                     "type": "DisruptionTarget",
                     "status": "True",
-                    "reason": "PreemptionByScheduler",
+                    "reason": PREEMPTION_REASON,
                     "message": f"{scheduler_name}: preempting to accommodate a higher priority pod",
                     "lastProbeTime": None,
                     "lastTransitionTime": now_rfc3339(),
                 },
             )
-            stored = self._store.update(PODS, marked)
+            if changed:
+                pod = self._store.update(PODS, marked)
+            try:
+                delete_object(self._store, PODS, victim.key[0], victim.key[1])
+            except ApiError:
+                continue  # already gone: kube-scheduler records no event then
             self._events.record(
-                stored,
+                pod,
                 "Preempted",
                 f"Preempted by pod {uid} on node {node}",
                 component=SCHEDULER_NAME,
                 instance=SCHEDULER_NAME,
+                action="Preempting",
+                related=preemptor,
             )
-            with contextlib.suppress(ApiError):
-                delete_object(self._store, PODS, victim.key[0], victim.key[1])
+        self._clear_lower_nominations(pod_key(preemptor), node, priority)
+
+    def _clear_lower_nominations(self, preemptor: PodKey, node: str, priority: int) -> None:
+        """Pods of lower priority nominated on ``node`` may no longer fit there: their
+        nomination is cleared and they are tried again (getLowerPriorityNominatedPods)."""
+        for key in sorted(self._nominated_on.get(node, ())):
+            if key == preemptor or self._nominated[key].priority >= priority:
+                continue
+            pod = self._store.get(PODS, *key)
+            if pod is None:
+                continue
+            cleared = copy.deepcopy(pod)
+            cleared.setdefault("status", {}).pop("nominatedNodeName", None)
+            self._store.update(PODS, cleared)
+            self._enqueue(key)
 
 
 def _same_meta(old: JSON, new: JSON) -> bool:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ....kubemodel.pod_resources import pod_requests as pod_requests
 from ....kubemodel.quantity import parse_quantity
@@ -389,11 +389,116 @@ def unschedulable_message(
     return message
 
 
-def preemption_message(total_nodes: int, not_helpful: int, no_victims: int) -> str:
-    """The PostFilter text when no node can be freed by evicting lower-priority pods."""
-    counts: Counter[str] = Counter()
+def preemption_message(
+    total_nodes: int, not_helpful: int, no_victims: int, still_short: Counter[str] | None = None
+) -> str:
+    """The PostFilter text when no node can be freed by evicting lower-priority pods.
+
+    ``still_short`` holds the filter reasons of the nodes where the pod would not fit even with
+    every lower-priority pod gone (kube-scheduler reports that filter status, e.g.
+    ``Insufficient nvidia.com/gpu``, rather than "No preemption victims found").
+    """
+    counts: Counter[str] = Counter(still_short or {})
     if not_helpful:
-        counts[PREEMPTION_NOT_HELPFUL] = not_helpful
+        counts[PREEMPTION_NOT_HELPFUL] += not_helpful
     if no_victims:
-        counts[NO_VICTIMS] = no_victims
+        counts[NO_VICTIMS] += no_victims
     return "preemption: " + unschedulable_message(total_nodes, counts)
+
+
+# -- preemption (kube-scheduler's DefaultPreemption plugin) -----------------------------------
+# kube-scheduler adds MaxInt32 + 1 to every victim's priority before summing them, so that a
+# node with fewer negative-priority victims beats one with more of them
+_PRIORITY_OFFSET = 2**31
+
+
+class PreemptionCandidate(Protocol):
+    """A pod already on a node, as preemption sees it."""
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def requests(self) -> Mapping[str, int]: ...
+
+    @property
+    def start(self) -> tuple[int, str, int]:
+        """Sortable start time: ``(0, status.startTime, order seen)``; ``(1, "", order)`` for
+        a pod with no start time yet (kube-scheduler takes "now" for it: the latest)."""
+        ...
+
+
+P = TypeVar("P", bound=PreemptionCandidate)
+
+
+def importance(pod: PreemptionCandidate) -> tuple[int, tuple[int, str, int]]:
+    """Sort key, most important first: higher priority, then earlier start (MoreImportantPod)."""
+    return (-pod.priority, pod.start)
+
+
+def select_victims(
+    requests: Mapping[str, int],
+    allocatable: Mapping[str, int],
+    used: Mapping[str, int],
+    lower: Sequence[P],
+) -> tuple[list[P], tuple[str, ...]]:
+    """SelectVictimsOnNode: the minimal set of ``lower`` (lower-priority) pods to evict.
+
+    ``used`` counts every pod on the node (terminating ones too) plus the pods nominated there
+    with a priority at least the preemptor's. All ``lower`` pods are removed; if the pod then
+    fits, they are given back one by one from the most important down, and those that no
+    longer fit become the victims (so the lowest priority, then the most recently started,
+    go first). Returns the victims, most important first, or no victims and the reasons why.
+    """
+    if not lower:
+        return [], (NO_VICTIMS,)
+    free = dict(used)
+    for pod in lower:
+        for name, amount in pod.requests.items():
+            free[name] = free.get(name, 0) - amount
+    short = insufficient_resources(requests, allocatable, free)
+    if short:
+        return [], tuple(short)
+    victims: list[P] = []
+    for pod in sorted(lower, key=importance):
+        trial = dict(free)
+        for name, amount in pod.requests.items():
+            trial[name] = trial.get(name, 0) + amount
+        if insufficient_resources(requests, allocatable, trial):
+            victims.append(pod)
+        else:
+            free = trial
+    return victims, ()
+
+
+def pick_preemption_node(candidates: Sequence[tuple[str, Sequence[P]]]) -> int:
+    """pickOneNodeForPreemption: the index of the candidate node to preempt on.
+
+    In kube-scheduler's order: (PodDisruptionBudgets are not modelled) the lowest priority of
+    the most important victim, the smallest sum of victim priorities (each offset by 2^31), the
+    fewest victims, the latest start among the highest-priority victims; then the first
+    candidate (the emulator passes them in node-name order, where kube-scheduler starts at a
+    random node).
+    """
+
+    def highest(victims: Sequence[P]) -> int:
+        return max(v.priority for v in victims)
+
+    def latest_start(victims: Sequence[P]) -> tuple[int, str, int]:
+        top = highest(victims)
+        return min(v.start for v in victims if v.priority == top)
+
+    scores: list[Callable[[Sequence[P]], Any]] = [
+        lambda vs: -highest(vs),
+        lambda vs: -sum(v.priority + _PRIORITY_OFFSET for v in vs),
+        lambda vs: -len(vs),
+        latest_start,
+    ]
+    remaining = list(range(len(candidates)))
+    for score in scores:
+        values = {i: score(candidates[i][1]) for i in remaining}
+        best = max(values.values())
+        remaining = [i for i in remaining if values[i] == best]
+        if len(remaining) == 1:
+            break
+    return remaining[0]

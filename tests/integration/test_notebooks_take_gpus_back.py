@@ -1,0 +1,126 @@
+"""Notebooks first, end to end: Bunshin jobs fill the GPUs, a notebook takes one back at once.
+
+A real hub (IAM login, AIInfnSpawner with notebooks in the ``notebook`` PriorityClass), the
+Bunshin service and the emulated cluster (its scheduler preempts as kube-scheduler does, its
+Job controller replaces a preempted pod without counting a failure). server-2 has two
+RTX 5000 GPUs; cms members may have one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from bunshin_helpers import JOBS_NAMESPACE, User, admit, bunshin_config, wait_for_bunshin
+from iam_platform import NAMESPACE, Hub, running_platform, wait_for
+
+from aiinfn_hub.dev.emulator.runtime import Emulator
+
+pytestmark = pytest.mark.slow
+GPU = {"image": "cuda-ml", "accelerator": "rtx5000", "count": 1}
+
+
+def _config(emulator: Emulator, platform: Path) -> str:
+    return (
+        bunshin_config(emulator, platform)
+        + '\nc.AIInfnSpawner.notebook_priority_class = "notebook"\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_platform(tmp_path_factory.mktemp("first"), extra_config=_config) as running:
+        wait_for_bunshin(running)
+        yield running
+
+
+def _rtx(user: User) -> dict[str, Any]:
+    """What the form's counts say to ``user`` about the RTX 5000s."""
+    response = user.session.get(f"{user.hub.url}/hub/api/aiinfn/accelerators", timeout=10)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = next(m for m in response.json() if m["name"] == "rtx5000")
+    return found
+
+
+def _job(user: User, job_id: str) -> dict[str, Any]:
+    response = user.call("GET", f"jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _events(hub: Hub, reason: str) -> list[dict[str, Any]]:
+    return [e for e in hub.emulator.objects("Event", JOBS_NAMESPACE) if e.get("reason") == reason]
+
+
+def _start(user: User, options: dict[str, Any]) -> requests.Response:
+    return user.hub.admin("POST", f"/users/{user.name}/server", json=options)
+
+
+def _ready(user: User) -> bool:
+    return bool(user.hub.admin_get(f"/users/{user.name}")["servers"].get("", {}).get("ready"))
+
+
+def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub) -> None:
+    alice, carol = User(hub, "alice", "alice-pw"), User(hub, "carol", "carol-pw")
+    frank, bob = User(hub, "frank", "frank-pw"), User(hub, "bob", "bob-pw")
+    alice.start_server({"image": "cuda-ml"})
+    # alice's two jobs take both RTX 5000s, the second one started last
+    jobs = []
+    for name in ("first", "second"):
+        body = {"command": ["sleep", "25"], "name": name, "accelerator": {"name": "rtx5000"}}
+        response = alice.call("POST", "jobs", json=body)
+        assert response.status_code == 201, response.text
+        jobs.append(response.json()["id"])
+        admit(hub, jobs[-1])
+        wait_for(lambda: _job(alice, jobs[-1])["status"] == "running", 60, f"job {name} to run")
+    first, second = jobs
+    counts = _rtx(carol)
+    assert (counts["free"], counts["batch"]) == (0, 2)
+
+    # her own limit still holds: a cms member may have one GPU, batch jobs or not
+    refused = _start(carol, {**GPU, "count": 2})
+    assert refused.status_code == 400 and "between 1 and 1" in refused.text
+    assert not [
+        p for p in hub.emulator.objects("Pod", NAMESPACE) if "carol" in p["metadata"]["name"]
+    ]
+
+    # carol's notebook gets a GPU: the most recently started job pod makes room
+    assert _start(carol, GPU).status_code in (201, 202)
+    wait_for(lambda: _ready(carol), 90, "carol's notebook")
+    # the scheduler deletes its victim; the service has recorded it on the Job meanwhile
+    wait_for(lambda: _job(alice, second)["preemptions"], 30, "the preemption on record")
+    view = _job(alice, second)
+    assert view["status"] == "queued" and "preempted by a notebook at" in view["reason"]
+    assert len(view["preemptions"]) == 1 and view["preemptions"][0]["lostSeconds"] >= 0
+    assert not _job(alice, first)["preemptions"] and _job(alice, first)["status"] == "running"
+    assert _events(hub, "Preempted"), "the victim's Preempted event"
+    counts = _rtx(frank)
+    assert (counts["free"], counts["batch"]) == (0, 1)
+
+    # frank takes the other one; then both GPUs are notebooks': nobody else can have one
+    assert _start(frank, GPU).status_code in (201, 202)
+    wait_for(lambda: _ready(frank), 90, "frank's notebook")
+    counts = _rtx(bob)
+    assert (counts["free"], counts["batch"]) == (0, 0)
+    refused = _start(bob, {**GPU, "image": "cuda-ml"})
+    assert refused.status_code == 400 and "no server has 1 rtx5000 free" in refused.text
+
+    # the notebooks stop: both jobs run again and succeed, no failure counted
+    for user in (carol, frank):
+        assert hub.admin("DELETE", f"/users/{user.name}/server").status_code in (202, 204)
+    for job_id in jobs:
+        wait_for(
+            lambda j=job_id: _job(alice, j)["status"] == "succeeded", 120, f"{job_id} to finish"
+        )
+    for job_id in jobs:
+        (manifest,) = [
+            j
+            for j in hub.emulator.objects("Job", JOBS_NAMESPACE)
+            if j["metadata"]["name"] == job_id
+        ]
+        assert int((manifest.get("status") or {}).get("failed") or 0) == 0
+    assert _job(alice, second)["preemptions"]  # the finished job keeps what happened to it
