@@ -135,6 +135,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
 
     _token_written: str | None = None  # the token last written to the Secret by this spawner
     _progress_notes: list[str] = []  # replaced per start
+    _making_room_on: str | None = None  # node a batch job makes room on, this start
     _storage_reported: asyncio.Event | None = None
     _storage_base: dict[str, Any] | None = None  # the hub configuration's own storage traits
     _pod_uid: str | None = None  # the UID of the pod this spawner started
@@ -298,6 +299,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     # -- start, with the token Secret before and the storage report after ----------------------
     async def start(self) -> Any:
         self._progress_notes = []
+        self._making_room_on = None
         self._storage_reported = asyncio.Event()
         self.storage_plan = None
         try:
@@ -317,6 +319,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         """
         start = asyncio.ensure_future(super().start())
         watcher = asyncio.ensure_future(self._storage_init_failure())
+        making_room = asyncio.ensure_future(self._watch_making_room())
         try:
             await asyncio.wait({start, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if watcher.done() and not watcher.cancelled() and watcher.result():
@@ -327,6 +330,14 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             return await start
         finally:
             watcher.cancel()
+            making_room.cancel()
+
+    async def _watch_making_room(self) -> None:
+        """Remember the node the scheduler preempts batch pods on for this server (the progress
+        page says so, also to a page opened after the pod was bound)."""
+        while self._making_room_on is None:
+            self._making_room_on = self._nominated_node()
+            await asyncio.sleep(0.5)
 
     async def _storage_init_failure(self) -> str | None:
         """Wait for the storage-init container to fail; the user-facing reason."""
@@ -383,12 +394,12 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     async def progress(self) -> Any:
         """KubeSpawner's events (and, once, that a batch job makes room when the scheduler
         preempts one for this server), then storage notes (e.g. a bucket not mounted)."""
-        making_room = False
+        said = False
         async for event in super().progress():
             yield event
-            node = None if making_room else self._nominated_node()
+            node = None if said else (self._making_room_on or self._nominated_node())
             if node:
-                making_room = True
+                said = True
                 yield {
                     "message": f"A batch job is making room for you on {node}: it stops now "
                     "and runs again later, when a GPU is free."
@@ -407,9 +418,9 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         """The node the scheduler preempts lower-priority pods on for this server, if any."""
         reflector = getattr(self, "pod_reflector", None)
         pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
-        status, spec = (pod or {}).get("status") or {}, (pod or {}).get("spec") or {}
-        nominated = status.get("nominatedNodeName")
-        return str(nominated) if nominated and not spec.get("nodeName") else None
+        # only preemption nominates a node (kept after binding until Kubernetes 1.34)
+        nominated = ((pod or {}).get("status") or {}).get("nominatedNodeName")
+        return str(nominated) if nominated else None
 
     async def report_storage(self) -> None:
         """Put what could not be mounted on the progress page (the server starts anyway)."""

@@ -8,7 +8,10 @@ RTX 5000 GPUs; cms members may have one each.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,8 @@ GPU = {"image": "cuda-ml", "accelerator": "rtx5000", "count": 1}
 
 
 def _config(emulator: Emulator, platform: Path) -> str:
-    return (
-        bunshin_config(emulator, platform)
-        + '\nc.AIInfnSpawner.notebook_priority_class = "notebook"\n'
+    return bunshin_config(emulator, platform) + (
+        '\nc.AIInfnSpawner.notebook_priority_class = "notebook"\n'
     )
 
 
@@ -54,6 +56,32 @@ def _job(user: User, job_id: str) -> dict[str, Any]:
 
 def _events(hub: Hub, reason: str) -> list[dict[str, Any]]:
     return [e for e in hub.emulator.objects("Event", JOBS_NAMESPACE) if e.get("reason") == reason]
+
+
+def _progress(hub: Hub, user: str) -> list[str]:
+    """The messages of the user's spawn progress page, followed from the start of the spawn
+    until it says ready (or failed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with requests.get(
+            f"{hub.api}/users/{user}/server/progress",
+            headers={"Authorization": f"token {hub.api_token}"},
+            stream=True,
+            timeout=90,
+        ) as response:
+            if response.status_code in (400, 404):  # the spawn has not begun yet
+                time.sleep(0.05)
+                continue
+            assert response.status_code == 200, response.text
+            messages = []
+            for line in response.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[len("data:") :])
+                    messages.append(str(event.get("message", "")))
+                    if event.get("ready") or event.get("failed"):
+                        break
+            return messages
+    raise AssertionError(f"{user}'s spawn did not begin within a minute")
 
 
 def _start(user: User, options: dict[str, Any]) -> requests.Response:
@@ -88,8 +116,13 @@ def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub
         p for p in hub.emulator.objects("Pod", NAMESPACE) if "carol" in p["metadata"]["name"]
     ]
 
-    # carol's notebook gets a GPU: the most recently started job pod makes room
-    assert _start(carol, GPU).status_code in (201, 202)
+    # carol's notebook gets a GPU: the most recently started job pod makes room, and her
+    # progress page says so
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(_start, carol, GPU)
+        messages = _progress(hub, "carol")
+        assert started.result().status_code in (201, 202)
+    assert any("A batch job is making room for you on server-2" in m for m in messages), messages
     wait_for(lambda: _ready(carol), 90, "carol's notebook")
     # the scheduler deletes its victim; the service has recorded it on the Job meanwhile
     wait_for(lambda: _job(alice, second)["preemptions"], 30, "the preemption on record")
