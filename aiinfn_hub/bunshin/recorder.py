@@ -35,7 +35,8 @@ from ..kube.rest import KubeError, KubeRest
 from ..platform import vocabulary as v
 from . import preemption_record
 from .cluster import JobCluster
-from .job import MANAGED_BY, pod_disruption, record_entry
+from .job import MANAGED_BY
+from .job_view import pod_disruption, record_entry
 
 JSON = dict[str, Any]
 POD_SELECTOR = f"{v.MANAGED_BY}={MANAGED_BY}"  # every Bunshin job pod (``job.job_manifest``)
@@ -56,7 +57,7 @@ class _Change:
 
 
 def pod_summary(pod: JSON) -> JSON:
-    """What the recorder's cache keeps of a pod: what ``job.pod_disruption`` reads, its uid
+    """What the recorder's cache keeps of a pod: what ``job_view.pod_disruption`` reads, its uid
     and its Job; nothing the user put there (environment, command)."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}

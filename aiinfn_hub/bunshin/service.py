@@ -46,11 +46,10 @@ from .job import (
     USER_LABEL,
     job_manifest,
     job_name,
-    job_status,
-    job_view,
     sandbox_configmap,
     user_label,
 )
+from .job_view import job_status, job_view
 from .juicefs_secret import JuiceFSCredentials
 from .namespaces import DEFAULT_SERVERS_NAMESPACE, NamespaceError, check_jobs_namespace
 from .policy import JobContext, JobPlan, plan_job

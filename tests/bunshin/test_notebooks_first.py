@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from aiinfn_hub.bunshin import cli
-from aiinfn_hub.bunshin.job import MAX_PREEMPTIONS, job_pod_spec, job_status, job_view
+from aiinfn_hub.bunshin.job import job_pod_spec
+from aiinfn_hub.bunshin.job_view import MAX_PREEMPTIONS, job_status, job_view
 from aiinfn_hub.bunshin.kueue import check_kueue, kueue_objects
 from aiinfn_hub.bunshin.pages import _TEMPLATES
 from aiinfn_hub.bunshin.policy import JobContext, plan_job

@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 
 from aiinfn_hub.bunshin.errors import BunshinError
-from aiinfn_hub.bunshin.job import job_manifest, job_status, job_view, sandbox_configmap
+from aiinfn_hub.bunshin.job import job_manifest, sandbox_configmap
+from aiinfn_hub.bunshin.job_view import job_status, job_view
 from aiinfn_hub.bunshin.policy import JobContext, plan_job
 from aiinfn_hub.bunshin.request import parse_request
 from aiinfn_hub.config import load_platform_config

@@ -32,7 +32,7 @@ from test_notebooks_first import (
 )
 
 from aiinfn_hub.bunshin import preemption_record, recorder
-from aiinfn_hub.bunshin.job import job_status, job_view
+from aiinfn_hub.bunshin.job_view import job_status, job_view
 from aiinfn_hub.bunshin.preemption_record import MAX_RECORDS, PreemptionRecord, entry, parse
 from aiinfn_hub.bunshin.recorder import PreemptionRecorder, pod_summary
 from aiinfn_hub.bunshin.service import JobService
@@ -136,7 +136,7 @@ def record_of(*pods: JSON) -> PreemptionRecord:
 
 
 def recorder_entry(pod: JSON) -> JSON:
-    from aiinfn_hub.bunshin.job import pod_disruption, record_entry
+    from aiinfn_hub.bunshin.job_view import pod_disruption, record_entry
 
     disruption = pod_disruption(pod)
     assert disruption is not None
@@ -378,7 +378,7 @@ def test_the_cache_keeps_no_environment() -> None:
     ]
     kept = pod_summary(pod)
     assert "s3cr3t" not in json.dumps(kept) and "train" not in json.dumps(kept)
-    from aiinfn_hub.bunshin.job import pod_disruption
+    from aiinfn_hub.bunshin.job_view import pod_disruption
 
     assert pod_disruption(kept) is not None
     assert pod_disruption(kept) == pod_disruption(pod)
