@@ -109,11 +109,12 @@ def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub
     counts = _rtx(carol)
     assert (counts["free"], counts["batch"]) == (0, 2)
 
-    # her own limit still holds: a cms member may have one GPU, batch jobs or not
-    refused = _start(carol, {**GPU, "count": 2})
+    # a user's own limit still holds: a cms member may have one GPU, batch jobs or not
+    # (frank's try: a failed spawn would show on carol's next progress page, as JupyterHub does)
+    refused = _start(frank, {**GPU, "count": 2})
     assert refused.status_code == 400 and "between 1 and 1" in refused.text
     assert not [
-        p for p in hub.emulator.objects("Pod", NAMESPACE) if "carol" in p["metadata"]["name"]
+        p for p in hub.emulator.objects("Pod", NAMESPACE) if "frank" in p["metadata"]["name"]
     ]
 
     # carol's notebook gets a GPU: the most recently started job pod makes room, and her
