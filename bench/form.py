@@ -25,7 +25,7 @@ from aiinfn_hub.dev.emulator.cluster import ClusterSpec, node_object
 from aiinfn_hub.dev.emulator.resources import NODES, PODS
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.dev.emulator.store import Store
-from aiinfn_hub.inventory.availability import accelerator_availability, usage_by_node
+from aiinfn_hub.inventory.availability import accelerator_availability, node_usage
 from aiinfn_hub.inventory.live import LiveInventory
 from aiinfn_hub.kube.informer import ClusterView
 from aiinfn_hub.platform.entitlements import UserContext
@@ -100,7 +100,7 @@ async def _run(emu: Emulator, renders: int) -> None:
         pods: Any = (await core.list_pod_for_all_namespaces()).items
         pods = [api.sanitize_for_serialization(p) for p in pods]
         models = accelerator_availability(
-            platform, nodes, usage_by_node(pods), projects=set(user.groups)
+            platform, nodes, node_usage(pods), projects=set(user.groups)
         )
         render_form(platform, user, models, {})
         naive.append(time.perf_counter() - t0)

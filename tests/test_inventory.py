@@ -14,10 +14,10 @@ from aiinfn_hub.inventory.availability import (
     ModelAvailability,
     accelerator_availability,
     node_usage,
-    usage_by_node,
 )
 from aiinfn_hub.platform.placement import is_virtual_node
 
+NOTHING_HELD = node_usage([])  # an empty cluster's usage
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -63,7 +63,7 @@ def _by_name(models: list[ModelAvailability]) -> dict[str, ModelAvailability]:
 def test_empty_cluster_totals_per_model_and_server(
     config: PlatformConfig, nodes: list[dict[str, Any]]
 ) -> None:
-    models = _by_name(accelerator_availability(config, nodes, {}))
+    models = _by_name(accelerator_availability(config, nodes, NOTHING_HELD))
     assert (models["t4"].total, models["t4"].free) == (4, 4)
     assert [(s.node, s.total) for s in models["a100"].servers] == [("server-3", 3)]
     assert (models["a100-1g-10gb"].total, models["a100-3g-40gb"].total) == (3, 1)
@@ -89,7 +89,7 @@ def test_only_pods_that_hold_resources_count(
         _pod(None, {"nvidia.com/gpu": "4"}, phase="Pending"),  # unbound: holds nothing yet
         _pod("server-3", {"nvidia.com/mig-1g.10gb": "1"}, init=True),  # init container rule
     ]
-    models = _by_name(accelerator_availability(config, nodes, usage_by_node(pods)))
+    models = _by_name(accelerator_availability(config, nodes, node_usage(pods)))
     assert (models["t4"].free, models["t4"].total) == (1, 4)
     assert models["a100-1g-10gb"].free == 2
     assert models["a100"].free == 3  # MIG slices do not take whole GPUs
@@ -128,7 +128,7 @@ def test_units_held_by_batch_jobs_are_told_apart_from_notebooks(
 
 def test_free_never_goes_negative(config: PlatformConfig, nodes: list[dict[str, Any]]) -> None:
     pods = [_pod("server-2", {"nvidia.com/gpu": "5"})]
-    models = _by_name(accelerator_availability(config, nodes, usage_by_node(pods)))
+    models = _by_name(accelerator_availability(config, nodes, node_usage(pods)))
     assert models["rtx5000"].free == 0 and models["rtx5000"].total == 2
 
 
@@ -153,7 +153,7 @@ def test_cordoned_and_virtual_nodes_are_not_offered(
         "status": {"allocatable": {"nvidia.com/gpu": "100"}},
     }
     assert is_virtual_node(virtual, config.jobs.offload)
-    models = _by_name(accelerator_availability(config, [*nodes, virtual], {}))
+    models = _by_name(accelerator_availability(config, [*nodes, virtual], NOTHING_HELD))
     assert models["t4"].total == 0 and models["t4"].servers == ()
 
 
@@ -171,8 +171,8 @@ def test_virtual_nodes_are_those_the_configuration_names(
     labelled["metadata"]["labels"]["site"] = "leonardo"
     assert is_virtual_node(tainted, offload) and is_virtual_node(labelled, offload)
     assert not is_virtual_node(tainted, config.jobs.offload)  # the default taint key differs
-    both = _by_name(accelerator_availability(site, [*nodes, tainted, labelled], {}))
-    alone = _by_name(accelerator_availability(site, nodes, {}))
+    both = _by_name(accelerator_availability(site, [*nodes, tainted, labelled], NOTHING_HELD))
+    alone = _by_name(accelerator_availability(site, nodes, NOTHING_HELD))
     assert {m: both[m].total for m in both} == {m: alone[m].total for m in alone}
 
 
@@ -181,13 +181,15 @@ def test_reserved_nodes_are_shown_only_to_their_project(
 ) -> None:
     nodes[1]["spec"]["taints"] = [{"key": "reserved", "value": "cms", "effect": "NoSchedule"}]
     nodes[3]["metadata"]["labels"]["reserved"] = "qml"
-    outsider = _by_name(accelerator_availability(config, nodes, {}, projects={"ml-infn"}))
+    outsider = _by_name(accelerator_availability(config, nodes, NOTHING_HELD, projects={"ml-infn"}))
     assert outsider["rtx5000"].total == 0 and outsider["a30"].total == 0
-    member = _by_name(accelerator_availability(config, nodes, {}, projects={"cms"}))
+    member = _by_name(accelerator_availability(config, nodes, NOTHING_HELD, projects={"cms"}))
     assert member["rtx5000"].total == 2 and member["a30"].total == 0
-    admin = _by_name(accelerator_availability(config, nodes, {}, projects=None))
+    admin = _by_name(accelerator_availability(config, nodes, NOTHING_HELD, projects=None))
     assert admin["rtx5000"].total == 2 and admin["a30"].total == 2
     other_key = _by_name(
-        accelerator_availability(config, nodes, {}, projects=set(), reserved_key="dedicated")
+        accelerator_availability(
+            config, nodes, NOTHING_HELD, projects=set(), reserved_key="dedicated"
+        )
     )
     assert other_key["rtx5000"].total == 2

@@ -107,26 +107,20 @@ def node_usage(pods: Iterable[JSON], notebook_priority: int | None = None) -> Us
     return Usage(held, preemptible)
 
 
-def usage_by_node(pods: Iterable[JSON]) -> dict[str, Resources]:
-    """Requests held on each node by pods that hold resources, across all namespaces."""
-    return node_usage(pods).held
-
-
 def accelerator_availability(
     config: PlatformConfig,
     nodes: Iterable[JSON],
-    used: dict[str, Resources] | Usage,
+    used: Usage,
     *,
     projects: set[str] | None = None,
     reserved_key: str = DEFAULT_RESERVED_KEY,
 ) -> list[ModelAvailability]:
     """Free/total units of every catalogue model on the nodes ``projects`` may use, and the
-    units batch work holds there (when ``used`` is a :class:`Usage` telling them apart).
+    units batch work holds there (as far as ``used`` tells them apart).
 
-    ``used`` comes from :func:`node_usage` (or :func:`usage_by_node`); it is passed in so a
-    cache can compute it once per change of the pod set instead of once per request.
+    ``used`` comes from :func:`node_usage`; it is passed in so a cache can compute it once
+    per change of the pod set instead of once per request.
     """
-    usage = used if isinstance(used, Usage) else Usage(used, {})
     visible = sorted(
         (n for n in nodes if offered_to_notebooks(n, projects, config.jobs.offload, reserved_key)),
         key=lambda n: str(n["metadata"]["name"]),
@@ -138,7 +132,7 @@ def accelerator_availability(
         for node in visible:
             total = units_on_node(node, model)
             if total > 0:
-                servers.append(_server(node["metadata"]["name"], total, model.resource, usage))
+                servers.append(_server(node["metadata"]["name"], total, model.resource, used))
         out.append(
             ModelAvailability(
                 name=model.name,

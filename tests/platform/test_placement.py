@@ -19,11 +19,12 @@ from aiinfn_hub.bunshin.kueue import VIRTUAL_FLAVOR, kueue_objects
 from aiinfn_hub.bunshin.policy import JobPlan
 from aiinfn_hub.config import Accelerator, PlatformConfig, load_platform_config
 from aiinfn_hub.dev.emulator.cluster import initial_objects, load_cluster_file
-from aiinfn_hub.inventory.availability import accelerator_availability
+from aiinfn_hub.inventory.availability import accelerator_availability, node_usage
 from aiinfn_hub.platform.entitlements import UserContext
 from aiinfn_hub.spawner.options import validate_options
 from aiinfn_hub.spawner.pod_settings import pod_settings
 
+NOTHING_HELD = node_usage([])  # an empty cluster's usage
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIG = load_platform_config(EXAMPLES / "platform.yaml")
 NODES = [
@@ -62,7 +63,7 @@ def _fits(labels: dict[str, str], terms: list[dict[str, Any]]) -> bool:
 
 @pytest.mark.parametrize("model", CONFIG.accelerators, ids=lambda m: m.name)
 def test_notebooks_jobs_kueue_and_the_inventory_place_a_model_alike(model: Accelerator) -> None:
-    free = accelerator_availability(CONFIG, NODES, {})
+    free = accelerator_availability(CONFIG, NODES, NOTHING_HELD)
     image = "base" if model.kind == "fpga" else "cuda-ml"
     choice = validate_options({"image": image, "accelerator": model.name}, CONFIG, ADMIN, free)
     notebook = pod_settings(choice, CONFIG, ADMIN, priority_class=None)
@@ -109,8 +110,10 @@ def test_the_configured_virtual_node_taint_is_one_rule_everywhere() -> None:
     )
     virtual["metadata"]["name"] = "vk-leo"
     virtual["spec"]["taints"] = [taint]
-    before = {m.name: m.total for m in accelerator_availability(site, NODES, {})}
-    after = {m.name: m.total for m in accelerator_availability(site, [*NODES, virtual], {})}
+    before = {m.name: m.total for m in accelerator_availability(site, NODES, NOTHING_HELD)}
+    after = {
+        m.name: m.total for m in accelerator_availability(site, [*NODES, virtual], NOTHING_HELD)
+    }
     assert before == after
     # and a notebook never tolerates it
     choice = validate_options({}, site, ADMIN, [])
