@@ -50,12 +50,12 @@ class ConfigProvider:
     def current(self) -> PlatformConfig:
         """The configuration in force; raises :class:`PlatformConfigError` before a first load."""
         try:
-            version: _Version | None = _Version.of(self.path)
+            version = _Version.of(self.path)
         except OSError:
-            version = None  # gone or unreadable: loading says why, in the loader's words
-        if version is not None and version == self._version and self._config is not None:
+            version = _UNREADABLE  # gone or unreadable: loading says why, in the loader's words
+        if version == self._version and self._config is not None:
             return self._config
-        if version is not None and version == self._refused and self.error is not None:
+        if version == self._refused and self.error is not None:
             return self._keep(version, self.error)
         try:
             config = load_platform_config(self.path)
@@ -66,16 +66,18 @@ class ConfigProvider:
         self._config, self._version, self._refused, self.error = config, version, None, None
         return config
 
-    def _keep(self, version: _Version | None, error: PlatformConfigError) -> PlatformConfig:
+    def _keep(self, version: _Version, error: PlatformConfigError) -> PlatformConfig:
         """The previous configuration (after saying once why the file's state is refused)."""
         if self._config is None:
             raise error
-        if version is None or version != self._refused:
+        if version != self._refused:
             log.error("%s\nThe previous platform configuration stays in force.", error)
         self._refused, self.error = version, error
         return self._config
 
 
+# the state of a file that cannot be stat'ed: refused once, like any other bad state
+_UNREADABLE = _Version(-1, -1, -1)
 _providers: dict[Path, ConfigProvider] = {}
 
 

@@ -59,7 +59,11 @@ def test_an_invalid_edit_is_logged_once_and_the_last_valid_version_stays(
     assert len(errors) == 1 and "bogusKey" in errors[0].getMessage()
     assert provider.error is not None and "bogusKey" in str(provider.error)
     file.unlink()
-    assert provider.current() is good and "no such file" in str(provider.error)
+    with caplog.at_level(logging.ERROR, logger="aiinfn_hub.config"):
+        assert provider.current() is good and "no such file" in str(provider.error)
+        assert provider.current() is good  # a missing file is said once too, not per call
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "no such file" in errors[1].getMessage()
     _write(file, EXAMPLE.read_text(), 3)
     assert provider.current() is not good and provider.error is None
 
