@@ -341,14 +341,13 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _storage_init_failure(self) -> str | None:
         """Wait for the storage-init container to fail; the user-facing reason."""
-        key = f"{self.namespace}/{self.pod_name}"
         while True:
             await asyncio.sleep(1)
             if self.storage_plan is None:
                 continue  # kubespawner applies the options (and so the plan) inside its start
             if not self.storage_plan.init_containers:
                 return None
-            pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
+            pod = self._own_pod()
             if not pod or not storage_init_failed(pod):
                 continue
             try:
@@ -386,10 +385,16 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         super().clear_state()
         self._pod_uid = None
 
-    def _remember_pod_uid(self) -> None:
+    def _own_pod(self) -> dict[str, Any] | None:
+        """This server's pod as kubespawner's pod reflector has it (None before it exists)."""
         reflector = getattr(self, "pod_reflector", None)
-        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
-        self._pod_uid = ((pod or {}).get("metadata") or {}).get("uid")
+        pod: dict[str, Any] | None = (
+            reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        )
+        return pod
+
+    def _remember_pod_uid(self) -> None:
+        self._pod_uid = ((self._own_pod() or {}).get("metadata") or {}).get("uid")
 
     async def progress(self) -> Any:
         """KubeSpawner's events (and, once, that a batch job makes room when the scheduler
@@ -416,8 +421,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
 
     def _nominated_node(self) -> str | None:
         """The node the scheduler preempts lower-priority pods on for this server, if any."""
-        reflector = getattr(self, "pod_reflector", None)
-        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        pod = self._own_pod()
         # only preemption nominates a node (kept after binding until Kubernetes 1.34)
         nominated = ((pod or {}).get("status") or {}).get("nominatedNodeName")
         return str(nominated) if nominated else None
