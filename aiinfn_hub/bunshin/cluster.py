@@ -33,7 +33,8 @@ def object_path(kind: str, namespace: str, name: str = "") -> str:
 
 
 class JobCluster:
-    """Jobs, their pods, sandboxes, credentials Secrets and Kueue Workloads."""
+    """Jobs, their pods, sandboxes, credentials Secrets and Kueue Workloads (and a read of the
+    nodes)."""
 
     def __init__(self, kube: KubeRest) -> None:
         self.kube = kube
@@ -105,6 +106,12 @@ class JobCluster:
                 return None
             raise
         return text
+
+    async def nodes(self) -> list[JSON]:
+        """Every node of the cluster (to tell which pods run on virtual nodes)."""
+        answer = await self.kube.get("/api/v1/nodes")
+        items: list[JSON] = answer.get("items") or []
+        return items
 
     async def workloads(self, namespace: str) -> list[JSON]:
         """Kueue Workloads of the namespace (v1beta2, else v1beta1; none without Kueue)."""

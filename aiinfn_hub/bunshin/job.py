@@ -97,12 +97,11 @@ def job_container(plan: JobPlan, name: str) -> JSON:
 
 
 def job_placement(plan: JobPlan, config: PlatformConfig) -> JSON:
-    """``nodeSelector`` and ``tolerations`` of the pods (see ``platform.placement``)."""
+    """``nodeSelector``, ``affinity`` and ``tolerations`` of the pods (``platform.placement``)."""
+    if plan.offload:
+        return placement.offloaded_job_placement(plan.accelerator, config.jobs.offload)
     node_selector = placement.accelerator_node_selector(plan.accelerator)
     tolerations = placement.accelerator_tolerations(plan.accelerator)
-    if plan.offload:
-        node_selector |= placement.offload_node_selector(config.jobs.offload)
-        tolerations.append(placement.offload_toleration(config.jobs.offload))
     out: JSON = {}
     if node_selector:
         out["nodeSelector"] = node_selector

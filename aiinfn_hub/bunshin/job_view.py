@@ -25,7 +25,11 @@ def _condition(obj: JSON | None, kind: str) -> JSON | None:
 
 
 def job_status(
-    job: JSON, workload: JSON | None, pods: list[JSON], now: datetime | None = None
+    job: JSON,
+    workload: JSON | None,
+    pods: list[JSON],
+    now: datetime | None = None,
+    virtual_nodes: frozenset[str] = frozenset(),
 ) -> tuple[str, str]:
     """``(status, reason)``: queued, admitted, running, succeeded, failed or cancelled.
 
@@ -35,7 +39,9 @@ def job_status(
     and ``running`` once a pod runs again; the reason says what happened and when (HH:MM UTC,
     with the date when it is not the day of ``now``, or when ``now`` is not given). The
     preemptions recorded on the Job count as well as the pods that still show theirs, so the
-    answer is the same once the preempted pod is gone."""
+    answer is the same once the preempted pod is gone. A running pod on one of
+    ``virtual_nodes`` is said to be offloaded there (after a preemption: the fallback of an
+    offloaded job)."""
     meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
     if (meta.get("annotations") or {}).get(CANCELLED):
         return "cancelled", "cancelled by " + meta["annotations"][CANCELLED]
@@ -65,9 +71,10 @@ def job_status(
     live = [p for p in pods if pod_disruption(p) is None]
     if any(_phase(p) == "Running" for p in live) or (int(status.get("ready") or 0) and not stopped):
         trouble = _sidecar_trouble(live)
+        remote = _offloaded_to(live, virtual_nodes)
         if trouble or not stopped:
-            return "running", trouble
-        return "running", _running_again(stopped, live, now)
+            return "running", trouble or (f"offloaded to {remote}" if remote else "")
+        return "running", _running_again(stopped, live, now, remote)
     trouble = _sidecar_trouble(live)
     if stopped and not trouble:
         last = stopped[-1]
@@ -250,9 +257,25 @@ def _at(disruption: Disruption, now: datetime | None) -> str:
     return text
 
 
-def _running_again(stopped: list[Disruption], live: list[JSON], now: datetime | None) -> str:
+def _offloaded_to(pods: list[JSON], virtual_nodes: frozenset[str]) -> str:
+    """``virtual node vk-a`` (or ``virtual nodes vk-a, vk-b``) running ``pods``, or ""."""
+    nodes = sorted(
+        {
+            str((p.get("spec") or {}).get("nodeName"))
+            for p in pods
+            if _phase(p) == "Running" and (p.get("spec") or {}).get("nodeName") in virtual_nodes
+        }
+    )
+    if not nodes:
+        return ""
+    return ("virtual node " if len(nodes) == 1 else "virtual nodes ") + ", ".join(nodes)
+
+
+def _running_again(
+    stopped: list[Disruption], live: list[JSON], now: datetime | None, remote: str = ""
+) -> str:
     """The reason of a running job some of whose pods the cluster stopped: the indexes still
-    waiting for a GPU, or that it runs again."""
+    waiting for a GPU, or that it runs again (offloaded to ``remote``, when it is said)."""
     done = {_index(p) for p in live if _phase(p) in ("Running", "Succeeded")}
     waiting = {d.index: d for d in stopped if d.index is not None and d.index not in done}
     if len(waiting) == 1:
@@ -265,6 +288,8 @@ def _running_again(stopped: list[Disruption], live: list[JSON], now: datetime | 
             "run again"
         )
     last = stopped[-1]
+    if remote:
+        return f"running again, offloaded to {remote}, after {last.event}{_at(last, now)}"
     return f"running again after {last.event}{_at(last, now)}"
 
 
@@ -312,15 +337,19 @@ def _sidecar_trouble(pods: list[JSON]) -> str:
 
 
 def job_view(
-    job: JSON, pods: list[JSON], workload: JSON | None, now: datetime | None = None
+    job: JSON,
+    pods: list[JSON],
+    workload: JSON | None,
+    now: datetime | None = None,
+    virtual_nodes: frozenset[str] = frozenset(),
 ) -> JSON:
     """The job object of the API. ``preemptions``: the most recent ``MAX_PREEMPTIONS`` times a
     notebook took a pod's GPU, oldest first, from the record on the Job and the pods (kept
     once the job has finished and its pods are gone); ``preemptionNote`` says all of them in
-    plain words (the record's totals)."""
+    plain words (the record's totals). A pod on one of ``virtual_nodes`` is ``offloaded``."""
     meta = job["metadata"]
     annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    status, reason = job_status(job, workload, pods, now)
+    status, reason = job_status(job, workload, pods, now, virtual_nodes)
     found = job_disruptions(job, pods)
     preempted = [d for d in found.stopped if d.by_notebook and d.at is not None]
     job_status_ = job.get("status") or {}
@@ -353,6 +382,7 @@ def job_view(
             {
                 "name": p["metadata"]["name"],
                 "node": (p.get("spec") or {}).get("nodeName"),
+                "offloaded": (p.get("spec") or {}).get("nodeName") in virtual_nodes,
                 "phase": (p.get("status") or {}).get("phase"),
                 "index": ((p["metadata"].get("annotations") or {}).get(v.JOB_COMPLETION_INDEX)),
             }

@@ -1,8 +1,11 @@
 """The platform's Kueue objects, generated from the platform configuration (pure).
 
 - a ResourceFlavor per accelerator model (its node labels), one ``default`` flavor for CPU-only
-  work, and ``interlink`` for virtual nodes (their taint: only offload-compatible jobs, which
-  tolerate it, are given that flavor);
+  work, and ``interlink`` for virtual nodes (their labels and taint: only offload-compatible
+  jobs, which tolerate it, are given that flavor); an ``interlink-<resource>`` flavor (the same
+  nodes) after the models of each accelerator resource the virtual nodes offer
+  (``jobs.offload.accelerators``), so an offloaded job goes remote when its model's quota is
+  used up (Kueue's flavour fallback: flavours are tried in order);
 - a ``pool`` ClusterQueue holding the platform's quota for jobs (``jobs.poolCpu``,
   ``poolMemory``, ``poolAccelerators``) and a ClusterQueue per project with no quota of its own
   that borrows from the pool in one cohort (the AI_INFN layout);
@@ -27,6 +30,14 @@ ClusterQueues' ``preemption`` (``withinClusterQueue: LowerPriority``,
 never touches notebooks. With Kueue's ``waitForPodsReady`` on, a ``recoveryTimeout`` shorter
 than a notebook session evicts the waiting job (re-queued, not failed), and a
 ``requeuingStrategy.backoffLimitCount`` would deactivate it: leave that unset.
+
+Offloaded jobs and preemption. An offloaded job's pods may run on its model's nodes or on a
+virtual node (``jobs.offload.localFirst``), and kube-scheduler places a preempted pod's
+replacement on a virtual node when the local GPU is taken. Kueue, though, writes the admitted
+flavour's ``nodeLabels`` into the pods' ``nodeSelector``: a job admitted to a model's flavour
+falls back at once only to virtual nodes that carry that model's labels too (an interLink node
+in front of a site with that model); otherwise its replacement waits for a local GPU, and the
+job goes remote at its next admission, when the model's quota is used up.
 """
 
 from __future__ import annotations
@@ -105,15 +116,18 @@ def _flavors(config: PlatformConfig) -> list[JSON]:
             "metadata": _meta(DEFAULT_FLAVOR),
             "spec": {},
         },
-        {
-            "apiVersion": API,
-            "kind": "ResourceFlavor",
-            "metadata": _meta(VIRTUAL_FLAVOR),
-            "spec": {
-                "nodeLabels": placement.offload_node_selector(offload),
-                "nodeTaints": [placement.virtual_node_taint(offload)],
-            },
-        },
+        *(
+            {
+                "apiVersion": API,
+                "kind": "ResourceFlavor",
+                "metadata": _meta(name),
+                "spec": {
+                    "nodeLabels": placement.offload_node_selector(offload),
+                    "nodeTaints": [placement.virtual_node_taint(offload)],
+                },
+            }
+            for name in (VIRTUAL_FLAVOR, *_virtual_accelerator_flavors(config).values())
+        ),
         *(
             {
                 "apiVersion": API,
@@ -124,6 +138,19 @@ def _flavors(config: PlatformConfig) -> list[JSON]:
             for model in config.accelerators
         ),
     ]
+
+
+def virtual_accelerator_flavor(resource: str) -> str:
+    """``interlink-nvidia-com-gpu``: the virtual nodes' flavour of an accelerator resource (a
+    flavour appears in one resource group of a ClusterQueue only, so one per resource)."""
+    return f"{VIRTUAL_FLAVOR}-{re.sub(r'[^a-z0-9]+', '-', resource.lower()).strip('-')}"
+
+
+def _virtual_accelerator_flavors(config: PlatformConfig) -> dict[str, str]:
+    """Resource → flavour, for the catalogue's resources the virtual nodes offer."""
+    offered = config.jobs.offload.accelerators if config.jobs.offload.enabled else {}
+    resources = sorted({m.resource for m in config.accelerators} & set(offered))
+    return {resource: virtual_accelerator_flavor(resource) for resource in resources}
 
 
 def _pool_resource_groups(config: PlatformConfig) -> list[JSON]:
@@ -155,7 +182,17 @@ def _pool_resource_groups(config: PlatformConfig) -> list[JSON]:
                 ],
             }
         )
+    virtual = _virtual_accelerator_flavors(config)
     for resource, flavors in sorted(by_resource.items()):
+        if resource in virtual:  # last: tried once the local models' quota is used up
+            quota = str(jobs.offload.accelerators[resource])
+            flavors = [
+                *flavors,
+                {
+                    "name": virtual[resource],
+                    "resources": [{"name": resource, "nominalQuota": quota}],
+                },
+            ]
         groups.append({"coveredResources": [resource], "flavors": flavors})
     return groups
 
@@ -223,6 +260,14 @@ def check_kueue(objects: list[JSON]) -> list[str]:
             covered_all: list[str] = [r for g in groups for r in g["coveredResources"]]
             if len(covered_all) != len(set(covered_all)):
                 problems.append(f"{where}: a resource is covered by two resource groups")
+            in_groups = [f["name"] for g in groups for f in g["flavors"]]
+            if len(in_groups) != len(set(in_groups)):
+                problems.append(f"{where}: a flavor is in two resource groups")
+            if len(groups) > 16:
+                problems.append(
+                    f"{where}: {len(groups)} resource groups, Kueue takes 16 (too many "
+                    "accelerator resources)"
+                )
             for i, group in enumerate(groups):
                 if len(group["flavors"]) > 64 or len(group["coveredResources"]) > 64:
                     problems.append(f"{where}: resourceGroups[{i}] has too many entries")

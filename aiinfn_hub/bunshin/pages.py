@@ -81,6 +81,7 @@ class Page(PageHandler):
             accelerators=overview.accelerators,
             can_offload=overview.can_offload,
             offload_juicefs=overview.offload_keeps_storage,
+            offload_local_first=overview.offload_local_first,
             server_running=overview.server_running,
             logs=logs,
         )

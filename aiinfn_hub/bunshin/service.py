@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 
 from ..config import Accelerator, PlatformConfig
 from ..kube.rest import KubeError, KubeRest
-from ..platform import entitlements
+from ..platform import entitlements, placement
 from ..platform import vocabulary as v
 from ..platform.entitlements import UserContext
 from ..services.bodies import json_body
@@ -58,6 +59,7 @@ from .scopes import ADMIN, OFFLOAD, SUBMIT
 
 JSON = dict[str, Any]
 FINISHED = ("succeeded", "failed", "cancelled")
+VIRTUAL_NODES_TTL = 60.0  # seconds the names of the virtual nodes are reused
 ACTIVE = ("queued", "admitted", "running")
 MAX_LOG_READS_PER_USER = 2
 JOB_CONTAINER = "main"  # the one container of a job's pods (``job.job_container``)
@@ -102,6 +104,7 @@ class Overview:
     accelerators: list[Accelerator]
     can_offload: bool
     offload_keeps_storage: bool  # offloaded jobs get JuiceFS folders
+    offload_local_first: bool  # offloaded jobs run here while there is room
     server_running: bool
 
     @property
@@ -165,6 +168,8 @@ class JobService:
         self.user_locks = UserLocks()  # one submission of a user at a time (see submit_job)
         self._log_reads: dict[str, int] = {}  # log answers in progress, per user
         self._refused: PlatformConfig | None = None  # last snapshot refused (logged once)
+        self._virtual: tuple[float, frozenset[str]] | None = None  # (read at, node names)
+        self._nodes_unreadable = False  # logged once
 
     # -- configuration and who may do what ------------------------------------------------------
 
@@ -368,6 +373,7 @@ class JobService:
             accelerators=entitlements.allowed_accelerators(config, user),
             can_offload=self.offers_offload(caller, config),
             offload_keeps_storage=config.jobs.offload.juicefs is not None,
+            offload_local_first=config.jobs.offload.local_first,
             server_running=running,
         )
 
@@ -434,13 +440,39 @@ class JobService:
         }
         views = []
         now = datetime.now(UTC)  # preemption times say their date when it is not today
+        offloaded = [
+            j for j in jobs if (j["metadata"].get("labels") or {}).get(v.OFFLOAD) == "true"
+        ]
+        virtual = await self._virtual_nodes(config) if offloaded else frozenset[str]()
         for job in jobs:
             name = job["metadata"]["name"]
             mine = [
                 p for p in pods if (p["metadata"].get("labels") or {}).get(JOB_NAME_LABEL) == name
             ]
-            views.append(job_view(job, mine, by_uid.get(job["metadata"].get("uid")), now))
+            workload = by_uid.get(job["metadata"].get("uid"))
+            views.append(job_view(job, mine, workload, now, virtual))
         return sorted(views, key=lambda view: view["createdAt"] or "", reverse=True)
+
+    async def _virtual_nodes(self, config: PlatformConfig) -> frozenset[str]:
+        """Names of the interLink virtual nodes (read at most once a minute), so a view can say
+        that an offloaded job runs remotely; none when the nodes cannot be read (logged once:
+        the service account lacks ``list nodes``)."""
+        now = time.monotonic()
+        if self._virtual is not None and now - self._virtual[0] < VIRTUAL_NODES_TTL:
+            return self._virtual[1]
+        try:
+            nodes = await self.cluster.nodes()
+        except KubeError as exc:
+            if not self._nodes_unreadable:
+                log.warning("cannot read the nodes, offloaded pods are not told apart: %s", exc)
+                self._nodes_unreadable = True
+            return frozenset()
+        offload = config.jobs.offload
+        names = frozenset(
+            n["metadata"]["name"] for n in nodes if placement.is_virtual_node(n, offload)
+        )
+        self._virtual = (now, names)
+        return names
 
     async def _workloads(self, config: PlatformConfig) -> list[JSON]:
         try:

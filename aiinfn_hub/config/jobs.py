@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from .base import ConfigSection
 from .storage import AbsolutePath, KubeName
-from .values import ImageReference, LabelKey, LabelValue, shown
+from .values import ExtendedResource, ImageReference, LabelKey, LabelValue, shown
 
 _META_URL = re.compile(r"[a-z][a-z0-9+]*://[^\s]+")
 _FOLDER = re.compile(r"[A-Za-z0-9._/-]+")
@@ -128,9 +128,35 @@ class Offload(ConfigSection):
     )
     node_selector: dict[LabelKey, LabelValue] = Field(
         default_factory=dict,
-        description="Node labels offloaded pods must match when no Kueue flavour does it, "
-        "e.g. `{virtual-node.interlink/type: virtual-kubelet}`. Default: none.",
+        description="Node labels that tell the virtual nodes apart, e.g. `{kubernetes.io/"
+        "hostname: vk-leonardo}`. Default: none, meaning `virtual-node.interlink/type: "
+        "virtual-kubelet` (what interLink sets). Offloaded pods select them (with `localFirst` "
+        "as the alternative to local nodes) and so does the `interlink` Kueue flavour.",
     )
+    local_first: bool = Field(
+        True,
+        description="Offloading marks a job as able to run remotely: true (default), its "
+        "pods run on local nodes while there is room and on a virtual node otherwise, "
+        "including after a notebook takes their GPU back (local nodes are preferred, virtual "
+        "ones allowed, as Kueue orders the local flavours before `interlink`); false, an "
+        "offloaded job always runs on a virtual node.",
+    )
+    accelerators: dict[ExtendedResource, int] = Field(
+        default_factory=dict,
+        description="Accelerator units the virtual nodes offer offloaded jobs, by resource "
+        "name, e.g. `{nvidia.com/gpu: 8}`: the quota of the Kueue flavour `interlink-<resource>` "
+        "(a remote site's GPU is of the site's model, not necessarily the one asked for). A "
+        "resource not listed: jobs needing it never run on virtual nodes under Kueue. Default: "
+        "none.",
+    )
+
+    @model_validator(mode="after")
+    def _counts_not_negative(self) -> Offload:
+        for resource, count in self.accelerators.items():
+            if count < 0:
+                raise ValueError(f"accelerators: {resource} must be 0 or more (got {count})")
+        return self
+
     cvmfs: Literal["refuse", "site"] = Field(
         "refuse",
         description="CVMFS in offloaded jobs: `site` when every site mounts the repositories "

@@ -4,16 +4,18 @@ A Virtual Kubelet node registers like any node but runs its pods at another site
 site is this machine (``localSite``): the emulator runs its pods like the others'. What matters
 is what the platform relies on: the taint that keeps everything but offloaded jobs away
 (``jobs.offload.taintKey``), the labels offloaded pods may select (``jobs.offload.nodeSelector``)
-and a site-sized capacity without accelerators.
+and a site-sized capacity with the accelerator units the configuration says the remote sites
+offer (``jobs.offload.accelerators``).
 """
 
 from __future__ import annotations
 
 from ..config import PlatformConfig
+from ..platform.vocabulary import INTERLINK_TYPE_LABEL
 from .emulator.cluster import ClusterSpec, NodeSpec, Taint
 
 NAME = "vk-interlink"
-TYPE_LABEL = "virtual-node.interlink/type"
+TYPE_LABEL = INTERLINK_TYPE_LABEL[0]
 
 
 def interlink_node(config: PlatformConfig, name: str = NAME) -> NodeSpec:
@@ -21,10 +23,11 @@ def interlink_node(config: PlatformConfig, name: str = NAME) -> NodeSpec:
     offload = config.jobs.offload
     return NodeSpec(
         name=name,
-        labels={TYPE_LABEL: "virtual-kubelet", "kubernetes.io/role": "agent"}
+        labels={TYPE_LABEL: INTERLINK_TYPE_LABEL[1], "kubernetes.io/role": "agent"}
         | dict(offload.node_selector),
         taints=[Taint(key=offload.taint_key, value="true", effect="NoSchedule")],
-        capacity={"cpu": "256", "memory": "1Ti", "pods": "1000"},
+        capacity={"cpu": "256", "memory": "1Ti", "pods": "1000"}
+        | {resource: str(count) for resource, count in offload.accelerators.items()},
         local_site=True,  # its pods really run (here), with their JuiceFS sidecar
     )
 

@@ -7,8 +7,12 @@ Kueue objects that queue jobs, so that what the form offers is where a pod can l
   advertise its extended resource; its pods tolerate the model's ``tolerations``;
 - a node reserved for a project carries the taint (or label) ``<reserved key>=<project>``;
   members' pods tolerate it, others never see the node;
-- interLink virtual nodes (label ``type=virtual-kubelet``, the configured taint, or the
-  configured ``jobs.offload.nodeSelector``) take only offloaded jobs, never notebooks.
+- interLink virtual nodes (label ``virtual-node.interlink/type=virtual-kubelet`` or the older
+  ``type=virtual-kubelet``, the configured taint, or the configured
+  ``jobs.offload.nodeSelector``) take only offloaded jobs, never notebooks;
+- an offloaded job runs on local nodes while they have room and on virtual nodes otherwise
+  (``jobs.offload.localFirst``), or on virtual nodes only: its pods' required node affinity
+  has the local term and the virtual term, ORed, and prefers the local one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from ..config import Accelerator
 from ..config.jobs import Offload
 from ..kubemodel.quantity import parse_quantity
-from .vocabulary import HOSTNAME, VIRTUAL_NODE_LABEL
+from .vocabulary import HOSTNAME, INTERLINK_TYPE_LABEL, VIRTUAL_NODE_LABEL
 
 JSON = dict[str, Any]
 DEFAULT_RESERVED_KEY = "reserved"
@@ -91,8 +95,9 @@ def reserved_for(node: JSON, reserved_key: str = DEFAULT_RESERVED_KEY) -> str | 
 def is_virtual_node(node: JSON, offload: Offload) -> bool:
     """A virtual kubelet (interLink) node: jobs may be offloaded there, notebooks never."""
     labels = node.get("metadata", {}).get("labels") or {}
-    if labels.get(VIRTUAL_NODE_LABEL[0]) == VIRTUAL_NODE_LABEL[1]:
-        return True
+    for key, value in (VIRTUAL_NODE_LABEL, INTERLINK_TYPE_LABEL):
+        if labels.get(key) == value:
+            return True
     if offload.node_selector and all(labels.get(k) == v for k, v in offload.node_selector.items()):
         return True
     taints = node.get("spec", {}).get("taints") or []
@@ -100,8 +105,49 @@ def is_virtual_node(node: JSON, offload: Offload) -> bool:
 
 
 def offload_node_selector(offload: Offload) -> dict[str, str]:
-    """Node labels an offloaded job's pods need (those of the virtual nodes)."""
-    return dict(offload.node_selector)
+    """Node labels of the virtual nodes: the configured ones, else interLink's type label."""
+    return dict(offload.node_selector) or dict([INTERLINK_TYPE_LABEL])
+
+
+def _term(labels: dict[str, str]) -> JSON:
+    return {
+        "matchExpressions": [
+            {"key": key, "operator": "In", "values": [value]}
+            for key, value in sorted(labels.items())
+        ]
+    }
+
+
+def offloaded_job_placement(model: Accelerator | None, offload: Offload) -> JSON:
+    """``nodeSelector``/``affinity``/``tolerations`` of an offloaded job's pods.
+
+    ``localFirst``: required affinity ORs the model's nodes (any local node for CPU-only work)
+    with the virtual nodes and prefers the former, so kube-scheduler (and Kueue, which reads
+    the same terms against its flavours' labels) falls back to a virtual node only when the
+    local ones are full or a notebook took the GPU back. A virtual node is asked for the
+    resource only: a remote site's GPU is the site's model. Otherwise the virtual nodes only.
+    """
+    virtual = offload_node_selector(offload)
+    tolerations = [*accelerator_tolerations(model), offload_toleration(offload)]
+    if not offload.local_first:
+        return {"nodeSelector": virtual, "tolerations": tolerations}
+    not_virtual = {
+        "matchExpressions": [
+            {"key": key, "operator": "NotIn", "values": [value]}
+            for key, value in sorted(virtual.items())
+        ]
+    }
+    local = accelerator_node_selector(model)
+    node_affinity: JSON = {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "preference": not_virtual}
+        ]
+    }
+    if local:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [_term(local), _term(virtual)]
+        }
+    return {"affinity": {"nodeAffinity": node_affinity}, "tolerations": tolerations}
 
 
 def offload_toleration(offload: Offload) -> JSON:

@@ -42,7 +42,8 @@ def test_flavors_per_model_queues_per_project_and_a_pool() -> None:
         if g["coveredResources"] == ["nvidia.com/gpu"]
     )
     expected = [f"gpu-{a.name}" for a in CONFIG.accelerators if a.resource == "nvidia.com/gpu"]
-    assert [f["name"] for f in gpu_group["flavors"]] == expected and len(expected) == 4
+    assert len(expected) == 4  # then the virtual nodes' (test_kueue_schema)
+    assert [f["name"] for f in gpu_group["flavors"]] == [*expected, "interlink-nvidia-com-gpu"]
     local = by_kind(objects, "LocalQueue")
     assert local["cms"]["spec"]["clusterQueue"] == "project-cms"
     assert local["cms"]["metadata"]["namespace"] == CONFIG.jobs.namespace
@@ -58,7 +59,12 @@ def test_check_finds_what_kueue_would_refuse() -> None:
     pool["spec"]["resourceGroups"][1]["flavors"][0]["resources"][0]["nominalQuota"] = "lots"
     by_kind(objects, "LocalQueue")["cms"]["spec"]["clusterQueue"] = "nowhere"
     objects.append(copy.deepcopy(pool))
+    gpu = next(
+        g for g in pool["spec"]["resourceGroups"] if "nvidia.com/gpu" in g["coveredResources"]
+    )
+    gpu["flavors"].append(copy.deepcopy(pool["spec"]["resourceGroups"][0]["flavors"][0]))
     problems = check_kueue(objects)
+    assert any("a flavor is in two resource groups" in p for p in problems)
     assert any("must list exactly ['cpu', 'memory']" in p for p in problems)
     assert any("nominalQuota 'lots'" in p for p in problems)
     assert any("unknown ClusterQueue nowhere" in p for p in problems)

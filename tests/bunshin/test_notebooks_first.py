@@ -292,6 +292,32 @@ def test_it_runs_again_and_says_so() -> None:
     assert len(view["preemptions"]) == 1
 
 
+def test_an_offloaded_job_that_went_remote_after_a_preemption_says_so() -> None:
+    remote = running()
+    remote["spec"]["nodeName"] = "vk-interlink"
+    pods = [preempted(), remote]
+    virtual = frozenset({"vk-interlink"})
+    assert job_status(job(), workload(), pods, NOW, virtual) == (
+        "running",
+        "running again, offloaded to virtual node vk-interlink, after a preemption at 14:02",
+    )
+    view = job_view(job(), pods, workload(), NOW, virtual)
+    assert {p["node"]: p["offloaded"] for p in view["pods"]} == {
+        "gpu-node-1": False,
+        "vk-interlink": True,
+    }
+    # without knowing the virtual nodes it is only running again; a job offloaded from the
+    # start says where it runs
+    assert (
+        job_status(job(), workload(), pods, NOW)[1] == "running again after a preemption at 14:02"
+    )
+    assert job_status(job(), workload(), [remote], NOW, virtual) == (
+        "running",
+        "offloaded to virtual node vk-interlink",
+    )
+    assert job_status(job(), workload(), [running()], NOW, virtual) == ("running", "")
+
+
 def test_a_finished_job_keeps_its_preemptions() -> None:
     done = running()
     done["status"]["phase"] = "Succeeded"

@@ -51,7 +51,8 @@ def platform(folder: Path, juicefs: LocalJuiceFS) -> Path:
     data = yaml.safe_load(path.read_text())
     data["jobs"] = {
         "offload": {
-            "nodeSelector": {TYPE_LABEL: "virtual-kubelet"},  # offloaded: always remote
+            "nodeSelector": {TYPE_LABEL: "virtual-kubelet"},
+            "localFirst": False,  # offloaded: always remote
             "juicefs": {
                 "metadataUrl": juicefs.metadata_url,
                 "credentialsDir": str(juicefs.credentials_dir),

@@ -3,7 +3,8 @@
 A real hub (IAM login, AIInfnSpawner with notebooks in the ``notebook`` PriorityClass), the
 Bunshin service and the emulated cluster (its scheduler preempts as kube-scheduler does, its
 Job controller replaces a preempted pod without counting a failure). server-2 has two
-RTX 5000 GPUs; cms members may have one each.
+RTX 5000 GPUs; cms members may have one each. The cluster also has the interLink virtual node,
+offering offloaded jobs four GPUs (``jobs.offload.accelerators`` of the example).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import Any
 import pytest
 import requests
 from bunshin_helpers import JOBS_NAMESPACE, User, admit, bunshin_config, wait_for_bunshin
-from iam_platform import NAMESPACE, Hub, running_platform, wait_for
+from iam_platform import EXAMPLES, NAMESPACE, Hub, running_platform, wait_for
 
+from aiinfn_hub.config import load_platform_config
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.dev.virtual_node import NAME as VIRTUAL_NODE
+from aiinfn_hub.dev.virtual_node import interlink_node
 
 pytestmark = pytest.mark.slow
 GPU = {"image": "cuda-ml", "accelerator": "rtx5000", "count": 1}
@@ -34,7 +38,10 @@ def _config(emulator: Emulator, platform: Path) -> str:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_platform(tmp_path_factory.mktemp("first"), extra_config=_config) as running:
+    virtual = interlink_node(load_platform_config(EXAMPLES / "platform.yaml"))
+    with running_platform(
+        tmp_path_factory.mktemp("first"), extra_config=_config, extra_nodes=[virtual]
+    ) as running:
         wait_for_bunshin(running)
         yield running
 
@@ -158,3 +165,55 @@ def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub
         ]
         assert int((manifest.get("status") or {}).get("failed") or 0) == 0
     assert _job(alice, second)["preemptions"]  # the finished job keeps what happened to it
+
+
+def _running_on(user: User, job_id: str) -> list[tuple[str, bool]]:
+    """(node, offloaded) of the job's running pods."""
+    pods = _job(user, job_id)["pods"]
+    return [(p["node"], p["offloaded"]) for p in pods if p["phase"] == "Running"]
+
+
+def test_an_offloaded_job_goes_to_a_virtual_node_when_a_notebook_takes_its_gpu(hub: Hub) -> None:
+    bob, carol = User(hub, "bob", "bob-pw"), User(hub, "carol", "carol-pw")
+    # the notebooks of before are gone, their GPUs free
+    wait_for(lambda: _rtx(bob)["free"] == 2, 90, "both RTX 5000s free")
+    # bob's project may offload; no GPU for his server (without options JupyterHub would reuse
+    # those of his refused start above)
+    bob.start_server({"accelerator": "none", "image": "cuda-ml"})
+    # offloaded jobs run here while there is room: both take server-2's RTX 5000s
+    jobs = []
+    for name in ("early", "late"):
+        body = {
+            "command": ["sleep", "600"],
+            "name": name,
+            "accelerator": {"name": "rtx5000"},
+            "offload": True,
+        }
+        response = bob.call("POST", "jobs", json=body)
+        assert response.status_code == 201, response.text
+        jobs.append(response.json()["id"])
+        admit(hub, jobs[-1])
+        wait_for(lambda: _running_on(bob, jobs[-1]), 60, f"job {name} to run")
+        assert _running_on(bob, jobs[-1]) == [("server-2", False)]
+        assert _job(bob, jobs[-1])["reason"] == ""
+    early, late = jobs
+    try:
+        # carol's notebook takes a GPU back; the late job's new pod goes to the virtual node
+        assert _start(carol, GPU).status_code in (201, 202)
+        wait_for(lambda: _ready(carol), 90, "carol's notebook")
+        wait_for(lambda: _running_on(bob, late), 60, "the late job to run again")
+        assert _running_on(bob, late) == [(VIRTUAL_NODE, True)]
+        view = _job(bob, late)
+        assert view["status"] == "running"
+        assert view["reason"].startswith(
+            f"running again, offloaded to virtual node {VIRTUAL_NODE}, after a preemption at"
+        )
+        assert len(view["preemptions"]) == 1
+        assert _running_on(bob, early) == [("server-2", False)]
+        # the virtual node's GPUs are never offered to notebooks
+        counts = _rtx(bob)
+        assert (counts["free"], counts["batch"]) == (0, 1)
+    finally:
+        for job_id in jobs:
+            bob.call("DELETE", f"jobs/{job_id}")
+        hub.admin("DELETE", "/users/carol/server")

@@ -103,7 +103,25 @@ def test_the_configured_virtual_node_taint_is_one_rule_everywhere() -> None:
     flavor = flavors[VIRTUAL_FLAVOR]
     taint = flavor["spec"]["nodeTaints"][0]
     assert taint["key"] == "example.org/offsite" and _tolerates(spec["tolerations"], taint)
-    assert spec["nodeSelector"] == flavor["spec"]["nodeLabels"] == {"example.org/site": "leo"}
+    assert flavor["spec"]["nodeLabels"] == {"example.org/site": "leo"}
+    # offloaded (local first): anywhere, local nodes preferred, the virtual ones allowed
+    assert "nodeSelector" not in spec
+    preferred = spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["preference"]["matchExpressions"] == [
+        {"key": "example.org/site", "operator": "NotIn", "values": ["leo"]}
+    ]
+    # on virtual nodes only: the flavour's labels are the pods' node selector
+    remote = site.model_copy(
+        update={
+            "jobs": site.jobs.model_copy(
+                update={"offload": offload.model_copy(update={"local_first": False})}
+            )
+        }
+    )
+    spec = job_manifest(_job_plan(None, offload=True), remote, "bunshin-ada-z")["spec"]
+    spec = spec["template"]["spec"]
+    assert spec["nodeSelector"] == flavor["spec"]["nodeLabels"]
+    assert _tolerates(spec["tolerations"], taint)
     # a node carrying that taint is never offered to notebooks
     virtual = copy.deepcopy(
         next(n for n in NODES if "nvidia.com/gpu" in n["status"]["allocatable"])
