@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -487,15 +490,38 @@ def test_outcomes_from_annotations() -> None:
         Outcome("explode")
 
 
-def test_pod_addresses_are_unique_loopback_addresses() -> None:
-    pool = PodAddressPool()
+def test_pod_addresses_are_unique_loopback_addresses(tmp_path: Path) -> None:
+    pool = PodAddressPool(tmp_path)
     addresses = [pool.allocate(f"pod-{i}") for i in range(600)]
     assert len(set(addresses)) == 600
-    assert addresses[0] == "127.0.0.2"
-    assert all(not a.endswith((".0", ".255")) and a != "127.0.0.1" for a in addresses)
+    assert addresses[0] == f"127.{pool.network}.0.1"
+    assert all(not a.endswith((".0", ".255")) for a in addresses)
+    assert all(not a.startswith(("127.0.", "127.1.")) for a in addresses)  # host's, nodes'
     assert pool.allocate("pod-3") == addresses[3]  # stable per owner
     pool.release("pod-3")
     assert len(pool) == 599 and pool.allocate("again") not in addresses[:600]
+    pool.close()
+
+
+def test_emulators_side_by_side_never_share_a_pod_network(tmp_path: Path) -> None:
+    """Each live pool holds its /16 (a lock another process sees too); a closed one frees it."""
+    first, second = PodAddressPool(tmp_path), PodAddressPool(tmp_path)
+    assert first.network != second.network
+    claim = (
+        "import sys; from pathlib import Path; "
+        "from aiinfn_hub.dev.emulator.controllers.addresses import PodAddressPool; "
+        "print(PodAddressPool(Path(sys.argv[1])).network)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", claim, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert int(other.stdout) not in (first.network, second.network)
+    taken = first.network
+    first.close()
+    again = [PodAddressPool(tmp_path) for _ in range(3)]
+    assert taken in {p.network for p in again}  # given back: claimable again
+    for pool in (second, *again):
+        pool.close()
 
 
 def test_completed_indexes_round_trip() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import ARGS, ARTIFACTS, CHROMIUM
+from dev_helpers import Dev, started_dev
+from playwright.sync_api import Browser, Page, sync_playwright
 
+from aiinfn_hub.dev.processes import free_port
 from aiinfn_hub.spawner.handlers import extra_handlers
 from aiinfn_hub.spawner.spawner import AIInfnSpawner, stop_shared_inventories
 
@@ -43,3 +47,38 @@ async def hub(hub_app: Any, kube_env: Path, tmp_path: Path) -> AsyncIterator[Any
     )
     yield app
     await stop_shared_inventories()
+
+
+# -- the browser tests (test_e2e_*.py): one local platform and one Chromium for all of them ---
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    """``aiinfn-dev dev`` for the whole session (modules may override ``dev`` with their own)."""
+    with started_dev(tmp_path_factory.mktemp("e2e") / "state", free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/setup (Debian package chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser context (no cookies) and page; a screenshot of its last state is saved
+    as ``test-artifacts/e2e/<test name>.png``."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(60_000)
+    try:
+        yield opened
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()

@@ -1,68 +1,16 @@
 """End to end in a real browser (Debian's Chromium driven by Playwright) against
 ``aiinfn-dev dev``. Each test saves a screenshot of its last page under
-``test-artifacts/e2e/`` (see the README)."""
+``test-artifacts/e2e/`` (see the README). The platform and the browser are shared by every
+browser test module (``conftest.py``): a module leaves no server or job running behind it."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from dev_helpers import Dev, started_dev
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from aiinfn_hub.dev.processes import free_port
+from browser_helpers import sign_in
+from dev_helpers import Dev
+from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
-    with started_dev(tmp_path_factory.mktemp("e2e") / "state", free_port()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: run scripts/setup (Debian package chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(60_000)
-    try:
-        yield opened
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        context.close()
-
-
-def sign_in(page: Page, dev: Dev, user: str, password: str) -> None:
-    """Through the provider's own pages, as a person does."""
-    page.goto(f"{dev.url}/hub/oauth_login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("button[value=login]")
-    page.click("button[value=allow]")
 
 
 def test_login_through_the_provider_pages_greets_the_user(page: Page, dev: Dev) -> None:

@@ -99,6 +99,7 @@ class Kubelet:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._ctx.addresses.close()  # another emulator may take the pod network now
 
     # -- test hook -------------------------------------------------------------------------
     def set_pod_outcome(self, namespace: str, name: str, outcome: Outcome) -> None:
