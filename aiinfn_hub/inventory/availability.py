@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..config import PlatformConfig
+from ..config import Accelerator, PlatformConfig
 from ..kubemodel.pod_resources import Resources, holds_resources, pod_priority, pod_requests
 from ..platform.placement import DEFAULT_RESERVED_KEY, offered_to_notebooks, units_on_node
 
 JSON = dict[str, Any]
+_NOTHING: Resources = {}
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class ModelAvailability:
 @dataclass(frozen=True)
 class Usage:
     """Requests held per node: by every pod (``held``), and by the pods a notebook may preempt
-    (``preemptible``: priority below the notebooks', a part of ``held``)."""
+    (``preemptible``: priority below the notebooks', a part of ``held``). Read-only: a
+    :class:`~aiinfn_hub.inventory.ledger.UsageLedger` shares the dicts between snapshots."""
 
     held: dict[str, Resources]
     preemptible: dict[str, Resources]
@@ -107,6 +109,61 @@ def node_usage(pods: Iterable[JSON], notebook_priority: int | None = None) -> Us
     return Usage(held, preemptible)
 
 
+@dataclass(frozen=True)
+class ModelServers:
+    """The servers that carry one catalogue model, and how many units each has: what the
+    nodes say, apart from what pods hold (so it is computed once per change of the nodes)."""
+
+    model: Accelerator
+    servers: tuple[tuple[str, int], ...]
+
+
+def offered_servers(
+    config: PlatformConfig,
+    nodes: Iterable[JSON],
+    *,
+    projects: set[str] | None = None,
+    reserved_key: str = DEFAULT_RESERVED_KEY,
+) -> list[ModelServers]:
+    """Every catalogue model (by preference) with the servers ``projects`` may use that carry
+    it, in name order, and their units."""
+    visible = sorted(
+        (n for n in nodes if offered_to_notebooks(n, projects, config.jobs.offload, reserved_key)),
+        key=lambda n: str(n["metadata"]["name"]),
+    )
+    models = sorted(config.accelerators, key=lambda a: (-a.preference_weight, a.name))
+    out = []
+    for model in models:
+        servers = []
+        for node in visible:
+            total = units_on_node(node, model)
+            if total > 0:
+                servers.append((str(node["metadata"]["name"]), total))
+        out.append(ModelServers(model, tuple(servers)))
+    return out
+
+
+def count_availability(offer: Iterable[ModelServers], used: Usage) -> list[ModelAvailability]:
+    """Free/total units of each model of ``offer`` given what pods hold (``used``)."""
+    out: list[ModelAvailability] = []
+    for entry in offer:
+        model = entry.model
+        servers = tuple(_server(node, total, model.resource, used) for node, total in entry.servers)
+        out.append(
+            ModelAvailability(
+                name=model.name,
+                description=model.description,
+                kind=model.kind,
+                memory_gib=model.memory_gib,
+                total=sum(s.total for s in servers),
+                free=sum(s.free for s in servers),
+                servers=servers,
+                batch=sum(s.batch for s in servers),
+            )
+        )
+    return out
+
+
 def accelerator_availability(
     config: PlatformConfig,
     nodes: Iterable[JSON],
@@ -118,40 +175,17 @@ def accelerator_availability(
     """Free/total units of every catalogue model on the nodes ``projects`` may use, and the
     units batch work holds there (as far as ``used`` tells them apart).
 
-    ``used`` comes from :func:`node_usage`; it is passed in so a cache can compute it once
-    per change of the pod set instead of once per request.
+    ``used`` comes from :func:`node_usage` (or a :class:`~.ledger.UsageLedger`); it is passed
+    in so a cache can compute it once per change of the pod set instead of once per request.
     """
-    visible = sorted(
-        (n for n in nodes if offered_to_notebooks(n, projects, config.jobs.offload, reserved_key)),
-        key=lambda n: str(n["metadata"]["name"]),
-    )
-    models = sorted(config.accelerators, key=lambda a: (-a.preference_weight, a.name))
-    out: list[ModelAvailability] = []
-    for model in models:
-        servers = []
-        for node in visible:
-            total = units_on_node(node, model)
-            if total > 0:
-                servers.append(_server(node["metadata"]["name"], total, model.resource, used))
-        out.append(
-            ModelAvailability(
-                name=model.name,
-                description=model.description,
-                kind=model.kind,
-                memory_gib=model.memory_gib,
-                total=sum(s.total for s in servers),
-                free=sum(s.free for s in servers),
-                servers=tuple(servers),
-                batch=sum(s.batch for s in servers),
-            )
-        )
-    return out
+    offer = offered_servers(config, nodes, projects=projects, reserved_key=reserved_key)
+    return count_availability(offer, used)
 
 
 def _server(node: str, total: int, resource: str, usage: Usage) -> ServerAvailability:
     """Free units, and the units beyond them that only preemptible pods hold."""
-    taken = int(usage.held.get(node, {}).get(resource, Fraction(0)))
-    by_batch = int(usage.preemptible.get(node, {}).get(resource, Fraction(0)))
+    taken = int(usage.held.get(node, _NOTHING).get(resource, 0))
+    by_batch = int(usage.preemptible.get(node, _NOTHING).get(resource, 0))
     free = min(max(total - taken, 0), total)
     for_notebooks = min(max(total - (taken - by_batch), 0), total)
     return ServerAvailability(node, total, free, max(for_notebooks - free, 0))

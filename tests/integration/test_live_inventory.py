@@ -12,6 +12,7 @@ from kubernetes_asyncio import client, config
 
 from aiinfn_hub.config import PlatformConfig, load_platform_config
 from aiinfn_hub.dev.emulator.runtime import Emulator
+from aiinfn_hub.inventory.availability import Usage, node_usage
 from aiinfn_hub.inventory.live import LiveInventory
 from aiinfn_hub.kube.informer import ClusterView
 
@@ -110,3 +111,51 @@ async def test_the_pod_cache_keeps_no_environment_values_or_commands(
     assert cached["spec"]["containers"] == [
         {"name": "c", "resources": {"limits": gpus, "requests": gpus}}
     ]
+
+
+def _normalized(usage: Usage) -> tuple[dict[str, object], dict[str, object]]:
+    def clean(per_node: dict[str, dict[str, object]]) -> dict[str, object]:
+        out = {n: {r: v for r, v in res.items() if v} for n, res in per_node.items()}
+        return {n: res for n, res in out.items() if res}
+
+    return clean(usage.held), clean(usage.preemptible)  # type: ignore[arg-type]
+
+
+async def test_incremental_counts_match_a_recount_through_churn_and_a_relist(
+    live: LiveInventory, emulator: Emulator
+) -> None:
+    api = live.view.pods._lister.__self__.api_client  # type: ignore[attr-defined]
+    core = client.CoreV1Api(api)
+
+    async def recount() -> Usage:
+        pods = (await core.list_pod_for_all_namespaces()).items
+        return node_usage([api.sanitize_for_serialization(p) for p in pods], 0)
+
+    def bound(name: str, node: str, gpus: str) -> dict[str, object]:
+        pod = _gpu_pod(name)
+        pod["spec"] = {  # type: ignore[index]
+            "nodeName": node,
+            "containers": [
+                {"name": "c", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": gpus}}}
+            ],
+        }
+        return pod
+
+    for i, node in enumerate(["server-1", "server-3", "server-3", "server-4"]):
+        await core.create_namespaced_pod("default", bound(f"churn-{i}", node, str(1 + i % 2)))
+    await core.create_namespaced_pod("default", _gpu_pod("scheduled"))  # bound by the scheduler
+    await core.delete_namespaced_pod("churn-0", "default", grace_period_seconds=0)
+    await core.patch_namespaced_pod_status("churn-1", "default", {"status": {"phase": "Succeeded"}})
+    await core.delete_namespaced_pod("churn-2", "default")  # graceful: terminating first
+    emulator.call(lambda: emulator.faults.break_watches("pods", "gone"))  # relist
+    await core.create_namespaced_pod("default", bound("after-relist", "server-1", "1"))
+    deadline = time.monotonic() + 60
+    while True:
+        expected = _normalized(await recount())
+        if _normalized(live.usage(0)) == expected:
+            break
+        assert time.monotonic() < deadline, (live.usage(0), expected)
+        await asyncio.sleep(0.05)
+    # server-1: "scheduled" (3 T4s, the only T4 server) and "after-relist"; churn-0 is gone
+    assert expected[0]["server-1"] == {"pods": 2, "nvidia.com/gpu": 4}  # type: ignore[index]
+    assert "server-3" not in expected[0]  # churn-1 finished, churn-2 is terminating
