@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..config import load_platform_config
+from ..config import PlatformConfig, load_platform_config
 from .emulator.cluster import load_cluster_file
 from .emulator.controllers.volumes import mounts_below, remove_tree
 from .emulator.runtime import Emulator
@@ -34,13 +34,22 @@ from .juicefs_store import LocalJuiceFS, missing_tools
 from .kueue_standin import KueueStandIn
 from .node_tools import node_bin
 from .oidc import DemoUser, LocalOIDCProvider, OIDCClient, ProviderSettings
-from .processes import ManagedProcess, ProcessError, free_port, port_is_free
+from .processes import (
+    ManagedProcess,
+    ProcessError,
+    become_subreaper,
+    descendants,
+    end_processes,
+    free_port,
+    port_is_free,
+)
 from .s3_server import LocalS3, moto_server_path
 from .virtual_node import with_interlink_node
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "aiinfn-hub"
 STORAGE_AUDIENCE = "object-store"
+STATE_MARKER = "AIINFN_DEV_STATE_DIR"
 DEMO_USERS = (
     DemoUser("alice", "alice-pw", ("/cms", "/cms/analysis"), name="Alice, physicist (CMS)"),
     DemoUser("bruno", "bruno-pw", ("/ml-infn",), name="Bruno, medical physicist (ML_INFN)"),
@@ -162,9 +171,9 @@ class DevPlatform:
 
         if moto_server_path() is not None:
             self.s3 = LocalS3(state / "s3").start()
-            for user in DEMO_USERS:  # each demo user's bucket exists, with a first file
-                _put(f"{self.s3.endpoint}/{user.username}", b"")
-                _put(f"{self.s3.endpoint}/{user.username}/README.txt", b"Your bucket.\n")
+            for bucket, readme in demo_buckets(example).items():  # each with a first file
+                _put(f"{self.s3.endpoint}/{bucket}", b"")
+                _put(f"{self.s3.endpoint}/{bucket}/README.txt", readme.encode())
             self.banner_lines.append(f"buckets:  local S3 at {self.s3.endpoint}")
         else:
             self.banner_lines.append("buckets:  disabled (no local S3 server: run scripts/setup)")
@@ -300,6 +309,20 @@ class DevPlatform:
                     print(f"aiinfn-dev dev: could not stop a part: {exc}", file=sys.stderr)
 
 
+def demo_buckets(config: PlatformConfig) -> dict[str, str]:
+    """The buckets the local S3 holds, with the text of their first file: each demo user's,
+    named as the user (the local platform's ``userBucket`` is the example's ``{username}``),
+    and each project's bucket (``projects.*.storage.bucket``)."""
+    buckets = {user.username: "Your bucket.\n" for user in DEMO_USERS}
+    for _, project in sorted(config.projects.items()):
+        if project.storage.bucket:
+            buckets.setdefault(
+                project.storage.bucket,
+                f"The bucket of project {project.display_name}, shared by its members.\n",
+            )
+    return buckets
+
+
 def wipe_state_dir(state_dir: Path) -> None:
     """``--reset``: remove the state folder, but never through a mount left inside it.
 
@@ -321,7 +344,10 @@ def wipe_state_dir(state_dir: Path) -> None:
 
 
 def _put(url: str, body: bytes) -> None:
-    request = urllib.request.Request(url, data=body, method="PUT")
+    # a type of our own: urllib's default (a form) makes moto store an empty object
+    request = urllib.request.Request(
+        url, data=body, method="PUT", headers={"Content-Type": "text/plain; charset=utf-8"}
+    )
     with urllib.request.urlopen(request, timeout=10):
         pass
 
@@ -345,9 +371,32 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_dev(state_dir: Path, port: int, reset: bool) -> int:
-    """The ``aiinfn-dev dev`` command: start, print the banner, wait for Ctrl-C, stop."""
-    signal.signal(signal.SIGTERM, _interrupt)  # a terminated dev stops its children too
+    """The ``aiinfn-dev dev`` command: start, print the banner, wait for Ctrl-C, stop.
+
+    SIGINT and SIGTERM both stop everything, whatever this process inherited: a shell without
+    job control starts a background command (``scripts/platform &`` in a script) with SIGINT
+    ignored, and Python then never turns it into KeyboardInterrupt. Installing the handlers
+    also gives every child the default action back (an ignored signal stays ignored across
+    exec, a handled one does not). This process adopts the processes its children leave
+    behind, and ends whatever is still running below it before exiting.
+    """
+    become_subreaper()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     platform = DevPlatform(state_dir=state_dir.resolve(), port=port, reset=reset)
+    # inherited by every child: names the platform a process belongs to (the tests look for
+    # what a stopped platform left behind by it)
+    os.environ[STATE_MARKER] = str(platform.state_dir)
+    try:
+        return _serve(platform)
+    finally:
+        with _signals_ignored():
+            left = end_processes(descendants(os.getpid()))
+        if left:
+            print(f"aiinfn-dev dev: ended {len(left)} process(es) left running", file=sys.stderr)
+
+
+def _serve(platform: DevPlatform) -> int:
     try:
         platform.start()
     except (DevError, ProcessError) as exc:

@@ -1,10 +1,16 @@
 """Child processes of the local platform: started in their own session, logged to a file, and
-stopped as a whole group, so Ctrl-C or a failed test leaves no orphan behind."""
+stopped as a whole group, so Ctrl-C or a failed test leaves no orphan behind.
+
+A child may start processes of its own in sessions of their own (JupyterHub does so for
+configurable-http-proxy and its managed services), which a signal to the child's group does
+not reach: stopping a child also ends what is left of the processes below it.
+"""
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import ctypes
 import os
 import random
 import signal
@@ -84,6 +90,79 @@ def log_tail(path: Path, limit: int = 3000) -> str:
         return ""
 
 
+_PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (Linux's child subreaper), so that a
+    process whose parent died (a proxy left by a killed hub) stays findable below this one."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """``(state, parent pid, start time)`` of ``pid`` from ``/proc``, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (in parentheses) may hold spaces and parentheses: split after it
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Every process below ``pid`` now, as ``(pid, start time)`` (the start time tells a
+    process from a later one given the same pid)."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _stat(int(entry.name))
+        if stat is not None:
+            children.setdefault(stat[1], []).append((int(entry.name), stat[2]))
+    found: list[tuple[int, int]] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+def _alive(process: tuple[int, int]) -> bool:
+    pid, started = process
+    stat = _stat(pid)
+    if stat is None or stat[2] != started:
+        return False
+    if stat[0] in ("Z", "X"):  # ended; reap it if it is ours (adopted as subreaper)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return True
+
+
+def end_processes(processes: Sequence[tuple[int, int]], grace: float = 5.0) -> list[int]:
+    """SIGTERM those of ``processes`` still running, SIGKILL what is left after ``grace``
+    seconds; the pids of those that were still running."""
+    running = [p for p in processes if _alive(p)]
+    left = running
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [p for p in left if _alive(p)]
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [pid for pid, _ in running]
+
+
 class ManagedProcess:
     """One child process with its log file; ``stop()`` signals its whole process group."""
 
@@ -146,20 +225,24 @@ class ManagedProcess:
         return None if self.process is None else self.process.poll()
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+        """SIGTERM the process group, SIGKILL it if the process is not gone after ``grace``
+        seconds, then end what is left of the processes that were below it (SIGTERM, SIGKILL
+        after a few seconds), including those it started in sessions of their own."""
         process = self.process
+        # once reaped, its pid (and group id) may be another's: what it left is then ended by
+        # whoever adopted it (see become_subreaper)
         if process is None or process.poll() is not None:
             return
-        try:
+        below = descendants(process.pid)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        end_processes(below)
 
 
 def answers(url: str) -> bool:

@@ -34,9 +34,15 @@ def moto_server_path() -> Path | None:
 class LocalS3(LocalService):
     """moto's server on 127.0.0.1; ``endpoint`` serves both S3 and STS."""
 
-    def __init__(self, state_dir: Path, port: int = 0) -> None:
+    def __init__(
+        self, state_dir: Path, port: int = 0, *, deny_other_accounts: bool = False
+    ) -> None:
+        """``deny_other_accounts``: a bucket made with another account's credentials (from
+        STS for a role ARN of another account id) answers 403 AccessDenied, as a real object
+        store refuses a token without rights on a bucket; by default moto allows it."""
         self.state_dir = state_dir
         self.port = port or free_port()
+        self.deny_other_accounts = deny_other_accounts
         self.process: ManagedProcess | None = None
 
     @property
@@ -47,10 +53,14 @@ class LocalS3(LocalService):
         server = moto_server_path()
         if server is None:
             raise ProcessError("moto_server is not installed: run scripts/setup")
+        env = dict(os.environ)
+        if self.deny_other_accounts:
+            env["MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS"] = "false"
         self.process = ManagedProcess(
             "the local S3 server",
             [str(server), "-H", "127.0.0.1", "-p", str(self.port)],
             self.state_dir / "s3-server.log",
+            env=env,
         ).start()
         try:
             self.process.wait_until(self.answers, timeout, "serving S3")

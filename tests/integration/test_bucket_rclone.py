@@ -3,8 +3,9 @@ tokens from the real local OpenID provider, driven by the sidecar's own configur
 (``rclone_environment`` and the scripts of ``aiinfn_hub/storage/scripts``).
 
 moto's STS accepts any token, so what these tests establish is our side: the token is read
-from the file (fresh at every credential fetch), never from the environment, and a missing
-token gives the user the clear note.
+from the file (fresh at every credential fetch), never from the environment, a missing token
+gives the user the clear note, and a bucket that does not exist is told from one the token
+gives no access to (another account's bucket, which the local S3 refuses with 403).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ pytestmark = pytest.mark.slow
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
     if shutil.which("rclone") is None:
         pytest.fail("rclone is not installed: run scripts/setup (Debian package rclone)")
-    with LocalS3(tmp_path_factory.mktemp("s3")) as server:
+    # another account's bucket is refused (403), as a real object store refuses a token
+    with LocalS3(tmp_path_factory.mktemp("s3"), deny_other_accounts=True) as server:
         yield server
 
 
@@ -155,3 +157,66 @@ def test_the_sidecar_mounts_the_bucket_with_the_provider_token(
     finally:
         stop(process)
     assert not (root / "mounted" / "in.txt").exists()  # unmounted on stop
+
+
+def test_the_sidecar_tells_a_missing_bucket_from_a_refused_one(
+    s3: LocalS3, provider: LocalOIDCProvider, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(storage_token(provider))
+    env = sidecar_env(s3, token_file, tmp_path)
+    # a bucket of another account (another role's credentials): alice's token has no rights
+    other = env | {"AIINFN_ROLE_ARN": "arn:aws:iam::111111111111:role/other-experiment"}
+    made = rclone(other, "mkdir", "buckets:other-experiment")
+    assert made.returncode == 0, made.stderr
+    assert "AccessDenied" in rclone(env, "lsf", "buckets:other-experiment").stderr
+    root = tmp_path / "buckets"
+    env |= {"AIINFN_BUCKETS": "nobody-made-this other-experiment", "AIINFN_MOUNT_ROOT": str(root)}
+    log = tmp_path / "sidecar.log"
+    process = run_sidecar(env, log)
+    try:
+        wait_for(lambda: log.read_text().count("aiinfn-bucket: FAILED") == 2, 30, "both reports")
+        lines = dict(
+            line[len("aiinfn-bucket: FAILED ") :].split(": ", 1)
+            for line in log.read_text().splitlines()
+            if line.startswith("aiinfn-bucket: FAILED ")
+        )
+        missing = (
+            "it does not exist on the object store (not found): ask the platform "
+            "administrators to create it"
+        )
+        assert lines["nobody-made-this"].startswith(missing), lines
+        refused = "access denied: the object store refused your IAM token for this bucket"
+        assert lines["other-experiment"].startswith(refused), lines
+        assert missing in (root / "nobody-made-this" / "MOUNT-FAILED.txt").read_text()
+        assert refused in (root / "other-experiment" / "MOUNT-FAILED.txt").read_text()
+        assert process.poll() is None  # the server starts anyway
+    finally:
+        stop(process)
+
+
+def test_the_sidecar_says_when_the_token_service_refuses_the_token(
+    s3: LocalS3, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("a token the token service does not accept")
+    env = sidecar_env(s3, token_file, tmp_path)
+    root = tmp_path / "buckets"
+    env |= {
+        "AIINFN_BUCKETS": "alice",
+        "AIINFN_MOUNT_ROOT": str(root),
+        # an STS that refuses every request (moto answers this path with an error)
+        "AIINFN_STS_ENDPOINT": f"{s3.endpoint}/refusing-sts",
+    }
+    log = tmp_path / "sidecar.log"
+    process = run_sidecar(env, log)
+    try:
+        wait_for(lambda: "aiinfn-bucket: FAILED alice" in log.read_text(), 30, "the report")
+        why = log.read_text().split("aiinfn-bucket: FAILED alice: ", 1)[1].splitlines()[0]
+        assert why.startswith(
+            "access denied: the object store's token service refused your IAM token (the STS "
+            f"endpoint {s3.endpoint}/refusing-sts refused the IAM token or cannot be reached): "
+            "log out of the hub, log in again"
+        ), why
+    finally:
+        stop(process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,39 @@ def test_banner_names_the_url_accounts_kubectl_and_logs(dev: Dev) -> None:
     assert "alice  / alice-pw" in out and "admin  / admin-pw" in out
     assert "export KUBECONFIG=" in out and "hub.log" in out
     assert "buckets:  local S3 at http://127.0.0.1:" in out
+
+
+def test_every_demo_user_and_demo_project_has_a_bucket_with_a_first_file(dev: Dev) -> None:
+    from aiinfn_hub.config import load_platform_config
+
+    found = re.search(r"^buckets:  local S3 at (\S+)$", dev.output(), re.M)
+    assert found, dev.output()
+    config = load_platform_config(ROOT / "examples" / "platform.yaml")
+    projects = {p.storage.bucket for p in config.projects.values() if p.storage.bucket}
+    assert {"ml-infn-datasets", "fpga-lab-data"} <= projects
+    users = {"alice", "bruno", "admin", "guest"}
+    # read with rclone, as the sidecar does (moto takes any signed request)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env |= {
+        "RCLONE_CONFIG": "/dev/null",
+        "RCLONE_CONFIG_LOCAL_TYPE": "s3",
+        "RCLONE_CONFIG_LOCAL_PROVIDER": "Other",
+        "RCLONE_CONFIG_LOCAL_ENDPOINT": found.group(1),
+        "RCLONE_CONFIG_LOCAL_ACCESS_KEY_ID": "local",
+        "RCLONE_CONFIG_LOCAL_SECRET_ACCESS_KEY": "local",
+    }
+    for bucket in sorted(projects | users):
+        readme = subprocess.run(
+            ["rclone", "cat", f"local:{bucket}/README.txt"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert readme.returncode == 0, f"{bucket}: {readme.stderr}"
+        first = "Your bucket." if bucket in users else "The bucket of project "
+        assert readme.stdout.startswith(first), (bucket, readme.stdout)
 
 
 def test_a_demo_user_signs_in_and_gets_a_jupyterlab(dev: Dev) -> None:

@@ -210,7 +210,10 @@ def test_a_bucket_that_cannot_be_mounted_is_named_on_the_progress_page(
                     messages.append(event.get("message", ""))
                     if event.get("ready") or event.get("failed"):
                         break
-        assert any(m.startswith("Bucket root-admin is not mounted") for m in messages), messages
+        assert any(
+            m.startswith("Bucket root-admin is not mounted: it does not exist on the object store")
+            for m in messages
+        ), messages
         (pod,) = [
             p
             for p in running.emulator.objects("Pod", NAMESPACE)
@@ -219,7 +222,9 @@ def test_a_bucket_that_cannot_be_mounted_is_named_on_the_progress_page(
         buckets = host_path(pod, "notebook", "/home/jovyan/buckets", running.emulator.state_dir)
         assert buckets is not None
         note = (buckets / "root-admin" / "MOUNT-FAILED.txt").read_text()
-        assert "could not be mounted here: the object store refused access" in note
+        assert "could not be mounted here: it does not exist on the object store (not found)" in (
+            note
+        )
         # the server started anyway
         assert started.result().status_code in (201, 202)
         assert running.admin_get("/users/root-admin")["servers"][""]["ready"]

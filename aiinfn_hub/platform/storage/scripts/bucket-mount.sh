@@ -81,6 +81,27 @@ note() {
   fi
   failed "$1" "$2"
 }
+# why listing a bucket failed, from rclone's exit code $1 and its messages $2: the bucket does
+# not exist (exit code 3, "directory not found", which is what S3's NoSuchBucket becomes), the
+# token was refused (by STS: our credential_process failed; or by S3: 403 AccessDenied), or
+# anything else (then rclone's last error, which names no secret)
+refusal() {
+  last=$(printf '%s' "$2" | grep -v '^[[:space:]]*$' | grep -v '^caused by:' | tail -n 1 | cut -c1-200)
+  case $2 in
+    *NoSuchBucket* | *"directory not found"*) not_found=1 ;;
+    *) [ "$1" = 3 ] && not_found=1 || not_found=0 ;;
+  esac
+  if [ "$not_found" = 1 ]; then
+    echo "it does not exist on the object store (not found): ask the platform administrators to create it, or to correct its name in the platform's configuration"
+  elif printf '%s' "$2" | grep -q 'credential_process'; then
+    why=$(printf '%s' "$2" | grep -m 1 -e 'STS endpoint' -e 'no IAM token' | cut -c1-200)
+    echo "access denied: the object store's token service refused your IAM token${why:+ ($why)}: log out of the hub, log in again, then restart the server"
+  elif printf '%s' "$2" | grep -q -e 'AccessDenied' -e 'status code: 403' -e 'InvalidAccessKeyId' -e 'SignatureDoesNotMatch' -e 'ExpiredToken' -e 'InvalidToken'; then
+    echo "access denied: the object store refused your IAM token for this bucket: if you should have access, ask the platform administrators to grant it"
+  else
+    echo "the object store could not be listed ($last)"
+  fi
+}
 valid_name() {
   case $1 in
     *[!a-z0-9.-]* | *..* | [.-]* | *[.-] | ?) return 1 ;;
@@ -115,8 +136,10 @@ if root_device=$(own_folder_device "$root") && real=$(cd -P "$root" && pwd -P) &
       note "$bucket" "no IAM token is available for your account (log out of the hub, log in again, then restart the server)"
       continue
     fi
-    if ! err=$(rclone lsf --max-depth 1 "buckets:$bucket" 2>&1 >/dev/null); then
-      note "$bucket" "the object store refused access ($(printf '%s' "$err" | tail -n 1 | cut -c1-200))"
+    err=$(rclone lsf --max-depth 1 "buckets:$bucket" 2>&1 >/dev/null)
+    code=$?
+    if [ "$code" != 0 ]; then
+      note "$bucket" "$(refusal "$code" "$err")"
       continue
     fi
     # the listing can take long: check the mount point again right before mounting on it
