@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from jinja2 import TemplateNotFound
 from jupyterhub.crypto import CryptKeeper
+from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
@@ -31,6 +33,17 @@ from ..config import config_provider
 from . import bindings, tokens
 from .claims import ClaimError, groups_from_claim, username_from_claims
 from .discovery import DiscoveryError, ProviderEndpoints, discovery_url, parse_discovery
+from .hub_pages import (
+    REFUSAL_COOKIE,
+    REFUSAL_PATH,
+    ProjectEntry,
+    ServerSummary,
+    accelerator_names,
+    project_entries,
+    refusal_cookie_value,
+    running_servers,
+)
+from .page_handlers import NotInAProjectHandler
 from .projects import apply_group_properties, project_group_properties
 
 
@@ -42,7 +55,10 @@ class ProviderUnavailable(web.HTTPError):
             f"The identity provider ({issuer}) cannot be reached right now ({what}). "
             "Try again in a few minutes; if it persists, tell the platform administrators."
         )
-        super().__init__(503, message.replace("%", "%%"))
+        # a short heading (the reason), so the page says the message once, below it
+        super().__init__(
+            503, message.replace("%", "%%"), reason="The identity provider is unavailable"
+        )
         self.jupyterhub_message = message  # shown on the error page
 
 
@@ -55,9 +71,27 @@ class TokenRefused(Exception):
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
-    error = web.HTTPError(status, message.replace("%", "%%"))
+    # the reason is the page's heading: short, so the message is said once, below it
+    error = web.HTTPError(status, message.replace("%", "%%"), reason=_REASONS.get(status))
     error.jupyterhub_message = message  # type: ignore[attr-defined]
     return error
+
+
+_REASONS = {403: "Sign-in refused", 502: "The identity provider answered oddly"}
+
+
+class NotInAProject(web.HTTPError):
+    """A login refused because none of the account's IAM groups is a project (HTTP 403).
+
+    The callback handler turns it into a redirect to the refusal page, which can be reloaded
+    (the callback URL cannot: its OAuth state is spent) and offers to end the IAM session.
+    """
+
+    def __init__(self, username: str, groups: set[str], message: str) -> None:
+        super().__init__(403, message.replace("%", "%%"), reason="Not in a project")
+        self.jupyterhub_message = message
+        self.username = username
+        self.groups = groups
 
 
 class IAMLoginHandler(OAuthLoginHandler):  # type: ignore[misc]
@@ -72,13 +106,54 @@ class IAMCallbackHandler(OAuthCallbackHandler):  # type: ignore[misc]
     """After a login, makes sure the projects exist as groups with up-to-date properties."""
 
     async def get(self) -> None:
-        await super().get()
+        try:
+            await super().get()
+        except NotInAProject as refusal:
+            self.set_secure_cookie(
+                REFUSAL_COOKIE,
+                refusal_cookie_value(refusal.username, refusal.groups),
+                expires_days=None,  # a browser session at most; the page reads it for an hour
+                path=self.hub.base_url,
+                httponly=True,
+                secure=self.request.protocol == "https",
+                samesite="Lax",
+            )
+            self.redirect(url_path_join(self.hub.base_url, REFUSAL_PATH.lstrip("/")))
+            return
         self.authenticator.sync_project_groups(self.db)
 
 
 class IAMLogoutHandler(OAuthLogoutHandler):  # type: ignore[misc]
     """Ends the hub session, revokes the user's refresh token at the provider and forgets the
-    tokens, then sends the browser to the provider's end-session endpoint."""
+    tokens, then sends the browser to the provider's end-session endpoint.
+
+    Logging out does not stop servers (unless ``JupyterHub.shutdown_on_logout``), so a user
+    whose running server holds an accelerator is first asked whether to stop it: the GPU stays
+    allocated to them, and away from everyone else, until the server stops.
+    """
+
+    async def get(self) -> None:
+        user = self.current_user
+        if user is not None and not self.shutdown_on_logout:
+            held = [s for s in self.authenticator.running_servers(user) if s.accelerator]
+            if held:
+                try:
+                    html = await self.render_template(
+                        "aiinfn-logout.html", servers=held, home_url=self.hub.base_url + "home"
+                    )
+                except TemplateNotFound:  # pages not installed: configure_hub was not used
+                    self.log.warning("aiinfn-logout.html not found: logging out without asking")
+                else:
+                    self.finish(html)
+                    return
+        await super().get()
+
+    async def post(self) -> None:
+        """The confirmation's answer: stop the servers (``stop=yes``) or keep them, then log out."""
+        user = self.current_user
+        if user is not None and self.get_body_argument("stop", "") == "yes":
+            await self._shutdown_servers(user)
+        await super().get()
 
     async def handle_logout(self) -> None:
         await super().handle_logout()
@@ -88,6 +163,7 @@ class IAMLogoutHandler(OAuthLogoutHandler):  # type: ignore[misc]
             await self.authenticator.sign_out(user)
 
     async def render_logout_page(self) -> None:
+        self.clear_cookie(REFUSAL_COOKIE, path=self.hub.base_url)
         url = await self.authenticator.end_session_url()
         if url:
             self.redirect(url)
@@ -214,6 +290,38 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         config=True,
         help="Seconds to wait for any request to the provider.",
     )
+    platform_name = Unicode(
+        "AI_INFN platform",
+        config=True,
+        help="""Name of the platform, the heading of the login page and the name the "not in
+        a project" page uses, e.g. `AI_INFN platform`. Plain text (HTML is escaped). Default
+        `AI_INFN platform`.""",
+    )
+    platform_description = Unicode(
+        "Jupyter notebooks and batch jobs on GPUs, GPU slices and FPGAs, for machine learning "
+        "in fundamental science. For members of the research projects of this platform: sign "
+        "in with your INDIGO IAM account.",
+        config=True,
+        help="""What the platform is for and who may use it, shown under `platform_name` on
+        the login page. Plain text (HTML is escaped); empty: no description. The default
+        describes a GPU platform for INFN research projects.""",
+    )
+    platform_logo_url = Unicode(
+        "",
+        config=True,
+        help="""Address of an image shown above `platform_name` on the login page, e.g.
+        `https://www.infn.it/logo.png` or a path the hub serves (`/hub/logo` is the image of
+        `JupyterHub.logo_file`, also the logo of the page's header). Its alternative text is
+        `platform_name`. Empty (the default): no image on the login page but the header's.""",
+    )
+    support_contact = Unicode(
+        "",
+        config=True,
+        help="""Whom people should ask to be added to a project, shown on the page of a login
+        refused because the account is in no project: an e-mail address (shown as a mailto:
+        link), a web address (a link) or any text (e.g. `your group leader or
+        ai-infn@lists.infn.it`). Empty (the default): "the platform administrators".""",
+    )
 
     @default("login_service")
     def _login_service_default(self) -> str:
@@ -269,8 +377,14 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
     def _custom_403_message_default(self) -> str:
         return (
             "Your IAM account is not in a research project enabled on this hub. Ask your "
-            "project's group manager in IAM to add you, then sign in again."
+            "project's group manager in IAM to add you to the project's group, then sign in "
+            "again."
         )
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        """The OAuth handlers and the page of logins refused for being in no project."""
+        handlers: list[tuple[str, Any]] = super().get_handlers(app)
+        return [*handlers, (REFUSAL_PATH, NotInAProjectHandler)]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -504,7 +618,13 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
         if await super().check_allowed(username, auth_model):
             return True
-        raise _user_error(403, self.custom_403_message)
+        model = auth_model or {}
+        self.log.info("Refusing a login as %s: none of its IAM groups is allowed", username)
+        # the refused login's refresh token would stay valid at the provider for nothing
+        refresh_token = (model.get("auth_state") or {}).get("refresh_token")
+        if isinstance(refresh_token, str) and refresh_token:
+            await self._revoke(refresh_token, username)
+        raise NotInAProject(username, set(model.get("groups") or ()), self.custom_403_message)
 
     # -- binding to the IAM identity ------------------------------------------------------------
     async def run_post_auth_hook(self, handler: Any, auth_model: dict[str, Any]) -> Any:
@@ -776,6 +896,19 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         if self.post_logout_redirect_url:
             params["post_logout_redirect_uri"] = self.post_logout_redirect_url
         return f"{endpoints.end_session_endpoint}?{urlencode(params)}"
+
+    # -- what the hub's own pages show ------------------------------------------------------------
+    def running_servers(self, user: Any) -> list[ServerSummary]:
+        """Summaries of the user's running servers (what each holds, since when)."""
+        names = accelerator_names(self._config()) if self.platform_config_file else {}
+        return running_servers(user, names)
+
+    def project_entries(self) -> list[ProjectEntry]:
+        """The platform's projects, for the page of people who are in none."""
+        return project_entries(self._config()) if self.platform_config_file else []
+
+    def _config(self) -> Any:
+        return config_provider(self.platform_config_file).current()
 
     # -- projects ---------------------------------------------------------------------------------
     def sync_project_groups(self, db: Any) -> None:

@@ -7,6 +7,7 @@ consent forms, as a browser would.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,13 @@ pytestmark = pytest.mark.slow
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     with running_platform(
         tmp_path_factory.mktemp("iam"),
-        extra_config=lambda _emulator, _platform: 'c.IAMAuthenticator.rebind_users = {"carol"}\n',
+        extra_config=lambda _emulator, _platform: (
+            'c.IAMAuthenticator.rebind_users = {"carol"}\n'
+            'c.IAMAuthenticator.platform_name = "Test <GPU> platform"\n'
+            'c.IAMAuthenticator.platform_description = "Notebooks on GPUs for physicists."\n'
+            'c.IAMAuthenticator.platform_logo_url = "/hub/logo"\n'
+            'c.IAMAuthenticator.support_contact = "ai-support@example.org"\n'
+        ),
     ) as running:
         yield running
 
@@ -108,12 +115,14 @@ def test_projects_are_groups_with_their_settings_as_properties(hub: Hub) -> None
     sign_in(hub, "bob", "bob-pw")
     group = hub.admin_get("/groups/lhcb-flashsim")
     assert group["users"] == ["bob"]
+    # flat strings, as the admin panel shows each property in one text field
     assert group["properties"]["displayName"] == "LHCb Flash Simulation"
-    assert group["properties"]["limits"]["maxGpus"] == 1
+    assert group["properties"]["limits.maxGpus"] == "1"
+    assert all(isinstance(v, str) for v in group["properties"].values())
     # every configured project exists as a group, even before anyone of it logged in
     names = {g["name"] for g in hub.admin_get("/groups")}
     assert {"ml-infn", "cms", "lhcb-flashsim", "qml", "fpga-lab"} <= names
-    assert hub.admin_get("/groups/fpga-lab")["properties"]["storage"]["sharedFolder"] is False
+    assert hub.admin_get("/groups/fpga-lab")["properties"]["storage.sharedFolder"] == "false"
 
 
 def test_auth_state_holds_tokens_and_a_narrower_storage_token(hub: Hub) -> None:
@@ -136,10 +145,34 @@ def test_auth_state_holds_tokens_and_a_narrower_storage_token(hub: Hub) -> None:
 
 
 def test_user_outside_allowed_groups_gets_a_clear_403(hub: Hub) -> None:
-    _, page = sign_in(hub, "dave", "dave-pw")
+    session, page = sign_in(hub, "dave", "dave-pw")
     assert page.status_code == 403
-    assert "not in a research project enabled on this hub" in page.text
+    assert page.url == f"{hub.url}/hub/not-in-a-project"
+    assert page.text.count("not in a research project enabled on this hub") == 1
+    assert "You signed in as <strong" in page.text and ">dave</strong>" in page.text
+    assert "LHCb Flash Simulation" in page.text  # the platform's projects
+    assert 'href="mailto:ai-support@example.org"' in page.text
+    # the sign-out link ends the provider session, then comes back to the login page
+    assert f'href="{hub.provider.issuer}/session/end?client_id=aiinfn-hub' in page.text
     assert hub.admin("GET", "/users/dave").status_code == 404
+    # the page can be reloaded: no spent OAuth state in its URL
+    again = session.get(page.url, timeout=30)
+    assert again.status_code == 403 and "OAuth state" not in again.text
+    assert "not in a research project enabled on this hub" in again.text
+    # another browser, that was not refused, has nothing to read there
+    other = requests.get(page.url, allow_redirects=False, timeout=30)
+    assert other.status_code == 302 and "/hub/login" in other.headers["location"]
+    # the refused login's refresh token is not left valid at the provider
+    assert "Revoked the refresh token of dave at the provider" in hub.log()
+
+
+def test_the_login_page_shows_the_configured_name_logo_and_purpose(hub: Hub) -> None:
+    page = requests.get(f"{hub.url}/hub/login", timeout=30)
+    assert page.status_code == 200
+    assert "Test &lt;GPU&gt; platform</h1>" in page.text  # escaped
+    assert "Notebooks on GPUs for physicists." in page.text
+    assert 'src="/hub/logo"' in page.text and 'alt="Test &lt;GPU&gt; platform"' in page.text
+    assert "Sign in with INDIGO IAM" in page.text  # the stock page underneath
 
 
 @pytest.mark.parametrize(
@@ -155,7 +188,7 @@ def test_missing_or_malformed_claims_give_clear_error_pages(
 ) -> None:
     _, page = sign_in(hub, user, f"{user}-pw")
     assert page.status_code == status, page.text[:1000]
-    assert message in page.text
+    assert page.text.count(message) == 1  # said once, under a short heading
     # nobody was created, and the hub keeps serving others
     assert all(u["name"] != user for u in hub.admin_get("/users"))
     _, ok = sign_in(hub, "bob", "bob-pw")
@@ -184,6 +217,35 @@ def test_logout_ends_the_hub_session_and_goes_to_the_provider(hub: Hub) -> None:
     )
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
     assert "Revoked the refresh token of bob at the provider" in hub.log()
+
+
+def test_logout_with_a_gpu_server_asks_first_and_can_keep_the_server(hub: Hub) -> None:
+    session, _ = sign_in(hub, "bob", "bob-pw")
+    options = {"accelerator": "a100-1g-10gb", "count": "1", "image": "cuda-ml"}
+    response = hub.admin("POST", "/users/bob/server", json=options)
+    assert response.status_code in (201, 202), response.text
+    try:
+        wait_for(
+            lambda: hub.admin_get("/users/bob")["servers"].get("", {}).get("ready"),
+            60,
+            "bob's server",
+        )
+        page = session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=30)
+        assert page.status_code == 200, page.text[:1000]
+        assert "still holds an accelerator" in page.text and "1g.10gb" in page.text
+        assert hub.auth_state("bob").get("refresh_token")  # asking is not logging out yet
+        (xsrf,) = re.findall(r'name="_xsrf" value="([^"]+)"', page.text)
+        answer = session.post(
+            f"{hub.url}/hub/logout", data={"_xsrf": xsrf, "stop": "no"}, allow_redirects=False
+        )
+        assert answer.status_code == 302, answer.text[:1000]
+        assert answer.headers["location"].startswith(f"{hub.provider.issuer}/session/end?")
+        home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+        assert home.status_code == 302 and "/hub/login" in home.headers["location"]
+        assert hub.admin_get("/users/bob")["servers"][""]["ready"]  # kept, as asked
+    finally:
+        hub.admin("DELETE", "/users/bob/server")
+        wait_for(lambda: not hub.admin_get("/users/bob")["servers"], 60, "bob's server to stop")
 
 
 def test_spawn_writes_the_storage_token_secret_and_stop_deletes_it(hub: Hub) -> None:
