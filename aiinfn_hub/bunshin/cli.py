@@ -16,6 +16,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shlex
 import sys
 import time
 import urllib.error
@@ -132,6 +133,8 @@ def submit(args: argparse.Namespace) -> int:
         body["accelerator"] = args.gpu if args.gpu["count"] else None
     if args.completions is not None:
         body["completions"] = args.completions
+    if args.retries is not None:  # without it, the platform's default (no retry)
+        body["retries"] = args.retries
     job = call("POST", "jobs", body)
     if args.parsable:
         print(job["id"])
@@ -147,7 +150,8 @@ def listing(args: argparse.Namespace) -> int:
     for job in jobs:
         accelerator = job["accelerator"]
         gpu_text = f"{accelerator['name']}x{accelerator['count']}" if accelerator else "-"
-        print(f"{job['id']:<32} {job['status']:<10} {gpu_text:<12} {' '.join(job['command'])}")
+        command = job.get("commandText") or shlex.join(job["command"])  # as typed, if known
+        print(f"{job['id']:<32} {job['status']:<10} {gpu_text:<12} {command}")
         why = _why(job)
         if why:
             print(f"{'':<32} {why}")
@@ -230,6 +234,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--cpu", type=float, help="CPU cores (default: your server's)")
     sub.add_argument("--memory", help="memory, e.g. 8Gi (default: your server's)")
     sub.add_argument("--completions", type=int, help="run CMD this many times (indexed)")
+    sub.add_argument(
+        "--retries",
+        type=int,
+        help="run a failing CMD again up to this many times (default: not again)",
+    )
     sub.add_argument("--server", default="", help="which of your servers to clone")
     sub.add_argument("--parsable", action="store_true", help="print only the job id")
     sub.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..services.registration import access_scope, grant, grant_to_every_user, register_service
-from .scopes import ADMIN, DESCRIPTIONS, OFFLOAD, SERVICE, SUBMIT
+from .scopes import ADMIN, DESCRIPTIONS, DISPLAY_NAME, OFFLOAD, SERVICE, SUBMIT
 
 ACCESS = access_scope(SERVICE)
 
@@ -35,6 +35,7 @@ def configure_bunshin(
         arguments=["--config", platform_config_file],
         environment=environment,
         custom_scopes=DESCRIPTIONS,
+        display_name=DISPLAY_NAME,
     )
     grant_to_every_user(c, [ACCESS, SUBMIT])
     grant(c, "bunshin-offload", [ACCESS, OFFLOAD], groups=offload_groups or [])

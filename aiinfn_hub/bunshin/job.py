@@ -29,6 +29,8 @@ SANDBOX_PATH = "/sandbox"
 CANCELLED = v.CANCELLED
 QUEUE_LABEL = v.KUEUE_QUEUE
 WORKLOAD_PRIORITY_LABEL = v.KUEUE_PRIORITY_CLASS
+# the command as the user typed it (quotes kept), shown instead of the items joined
+COMMAND_TEXT = "aiinfn.infn.it/command-text"
 
 
 def user_label(username: str) -> str:
@@ -63,8 +65,9 @@ def job_labels(plan: JobPlan, config: PlatformConfig) -> dict[str, str]:
 
 
 def job_annotations(plan: JobPlan) -> dict[str, str]:
-    """What the user chose freely (not label-safe): username, command, display name."""
-    return {
+    """What the user chose freely (not label-safe): username, command (and its text as
+    typed, when given), display name."""
+    annotations = {
         v.USER: plan.user,
         v.SERVER: plan.server,
         v.SOURCE_POD: plan.source_pod,
@@ -72,6 +75,9 @@ def job_annotations(plan: JobPlan) -> dict[str, str]:
         v.COMMAND: json.dumps(plan.command),
         v.DISPLAY_NAME: plan.display_name or "",
     }
+    if plan.command_text is not None:
+        annotations[COMMAND_TEXT] = plan.command_text
+    return annotations
 
 
 def job_container(plan: JobPlan, name: str) -> JSON:
@@ -133,14 +139,15 @@ def job_pod_spec(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
 
 
 def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
-    """The Job: suspended for Kueue, Indexed for several completions, evictions not failures."""
+    """The Job: suspended for Kueue, Indexed for several completions, evictions not failures,
+    a failing command retried only as often as the plan says (``backoffLimit``)."""
     jobs = config.jobs
     labels = job_labels(plan, config)
     spec: JSON = {
         "suspend": True,
         "completions": plan.completions,
         "parallelism": plan.parallelism,
-        "backoffLimit": jobs.backoff_limit,
+        "backoffLimit": plan.retries,
         "activeDeadlineSeconds": plan.max_runtime_seconds,
         "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
         "podFailurePolicy": {

@@ -6,13 +6,14 @@ pods still there and the record the service keeps on the Job (``preemption_recor
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..platform import vocabulary as v
 from . import juicefs, preemption_record
-from .job import CANCELLED
+from .job import CANCELLED, COMMAND_TEXT
 
 JSON = dict[str, Any]
 
@@ -50,7 +51,7 @@ def job_status(
         return "succeeded", ""
     failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     if failed:
-        return "failed", str(failed.get("message") or failed.get("reason") or "")
+        return "failed", _failed_reason(job, failed, pods)
     if spec.get("suspend"):
         admitted = _condition(workload, "Admitted")
         if admitted:
@@ -336,6 +337,81 @@ def _sidecar_trouble(pods: list[JSON]) -> str:
     return ""
 
 
+def _main_terminated(pod: JSON) -> JSON | None:
+    """The job container's ``terminated`` state, once it has ended."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") == "main":
+            terminated = (container.get("state") or {}).get("terminated")
+            return dict(terminated) if terminated else None
+    return None
+
+
+def exit_code(pod: JSON) -> int | None:
+    """The exit code of a pod's command, once it has ended; None before."""
+    terminated = _main_terminated(pod)
+    if terminated is None or terminated.get("exitCode") is None:
+        return None
+    try:
+        return int(terminated["exitCode"])
+    except (TypeError, ValueError):
+        return None
+
+
+def failed_pods(pods: list[JSON]) -> list[JSON]:
+    """The pods whose command failed (not those the cluster stopped), the last one last."""
+    found = [
+        p
+        for p in pods
+        if _phase(p) == "Failed" and pod_disruption(p) is None and (exit_code(p) or 0) != 0
+    ]
+    return sorted(
+        found,
+        key=lambda p: (
+            str((_main_terminated(p) or {}).get("finishedAt") or ""),
+            p["metadata"]["name"],
+        ),
+    )
+
+
+def failure(pods: list[JSON]) -> JSON | None:
+    """Where the command failed: the last failed pod, its index and exit code and the
+    container's reason (e.g. ``OOMKilled``); None when no pod's command failed. The service
+    adds the end of that pod's log (``log``, ``logTruncated``)."""
+    failed = failed_pods(pods)
+    if not failed:
+        return None
+    last = failed[-1]
+    return {
+        "pod": last["metadata"]["name"],
+        "index": _index(last),
+        "exitCode": exit_code(last),
+        "reason": str((_main_terminated(last) or {}).get("reason") or ""),
+        "attempts": len(failed),
+    }
+
+
+def _failed_reason(job: JSON, condition: JSON, pods: list[JSON]) -> str:
+    """Why a job failed in words: its command's exit code (and how often it ran) rather than
+    the Job controller's "reached the specified backoff limit"; other reasons (its run time,
+    a failure policy) as the controller says them."""
+    said = str(condition.get("message") or condition.get("reason") or "")
+    if condition.get("reason") not in ("BackoffLimitExceeded", None):
+        return said
+    found = failure(pods)
+    if found is None:
+        return said
+    code, attempts = found["exitCode"], found["attempts"]
+    if found["reason"] == "OOMKilled":
+        text = f"the command was stopped for using more memory than the job has (exit code {code})"
+    else:
+        text = f"the command failed with exit code {code}"
+    if attempts > 1:
+        text += f" ({attempts} times: the job's retries were used up)"
+    if found["index"] is not None:
+        text = f"index {found['index']}: {text}"
+    return text
+
+
 def job_view(
     job: JSON,
     pods: list[JSON],
@@ -358,6 +434,7 @@ def job_view(
     except ValueError:
         command = []
     accelerator = labels.get(v.ACCELERATOR, v.NO_ACCELERATOR)
+    failed = failure(pods) if status == "failed" else None
     return {
         "id": meta["name"],
         "name": annotations.get(v.DISPLAY_NAME) or meta["name"],
@@ -365,6 +442,7 @@ def job_view(
         "project": labels.get(v.PROJECT, ""),
         "server": annotations.get(v.SERVER, ""),
         "command": command,
+        "commandText": annotations.get(COMMAND_TEXT) or shlex.join(command),
         "accelerator": None
         if accelerator == v.NO_ACCELERATOR
         else {
@@ -372,6 +450,7 @@ def job_view(
             "count": int(labels.get(v.ACCELERATOR_COUNT, 1)),
         },
         "offload": labels.get(v.OFFLOAD) == "true",
+        "retries": int((job.get("spec") or {}).get("backoffLimit") or 0),
         "status": status,
         "reason": reason,
         "createdAt": meta.get("creationTimestamp"),
@@ -385,6 +464,7 @@ def job_view(
                 "offloaded": (p.get("spec") or {}).get("nodeName") in virtual_nodes,
                 "phase": (p.get("status") or {}).get("phase"),
                 "index": ((p["metadata"].get("annotations") or {}).get(v.JOB_COMPLETION_INDEX)),
+                "exitCode": exit_code(p),
             }
             for p in sorted(pods, key=lambda p: p["metadata"]["name"])
         ],
@@ -398,4 +478,6 @@ def job_view(
             for d in preempted[-MAX_PREEMPTIONS:]
         ],
         "preemptionNote": totals_note(found.count, found.lost_seconds),
+        "exitCode": failed["exitCode"] if failed else None,
+        "failure": failed,
     }

@@ -75,6 +75,8 @@ class JobPlan:
     supplemental_gids: list[int]
     display_name: str | None = None
     juicefs: JuiceFSPlan | None = None
+    retries: int = 0  # the Job's backoffLimit: runs of a failing command after the first
+    command_text: str | None = None  # as the user typed it
     notes: list[str] = field(default_factory=list)
 
 
@@ -146,11 +148,8 @@ def _resources(
     return cpu, memory, model, count if model else 0
 
 
-def _accelerator_asked(request: JobRequest, pod: JSON) -> tuple[str | None, int]:
-    """The model and units the request names, else those of the server (its pod's labels)."""
-    if request.accelerator_given:
-        wanted = request.accelerator
-        return (wanted.name, wanted.count) if wanted else (None, 0)
+def server_accelerator(pod: JSON) -> tuple[str | None, int]:
+    """The model and units of the server's pod (its labels); ``(None, 0)`` without one."""
     labels = (pod.get("metadata") or {}).get("labels") or {}
     name = labels.get(v.ACCELERATOR)
     if name in (None, v.NO_ACCELERATOR):
@@ -159,6 +158,35 @@ def _accelerator_asked(request: JobRequest, pod: JSON) -> tuple[str | None, int]
         return str(name), int(labels.get(v.ACCELERATOR_COUNT) or 0)
     except ValueError:
         return str(name), 0
+
+
+def _accelerator_asked(request: JobRequest, pod: JSON) -> tuple[str | None, int]:
+    """The model and units the request names, else those of the server (its pod's labels).
+    A count without a model asks for that many units of the server's model: refused when the
+    server has none (a count is never dropped silently)."""
+    wanted = request.accelerator
+    if not request.accelerator_given:
+        return server_accelerator(pod)
+    if wanted is None:
+        return None, 0
+    if wanted.name is not None:
+        return wanted.name, wanted.count
+    name, _ = server_accelerator(pod)
+    if name is None:
+        raise _invalid(
+            f"accelerator: {wanted.count} unit(s) of your server's model asked, but your "
+            "server has no accelerator: choose a model, or no GPU"
+        )
+    return name, wanted.count
+
+
+def _retries(request: JobRequest, jobs: Jobs) -> int:
+    """Runs of a failing command after the first: asked, else ``jobs.backoffLimit``."""
+    if request.retries is None:
+        return jobs.backoff_limit
+    if request.retries > jobs.max_retries:
+        raise _invalid(f"retries: at most {jobs.max_retries} (asked {request.retries})")
+    return request.retries
 
 
 def _environment(container: JSON, request: JobRequest) -> list[JSON]:
@@ -348,6 +376,7 @@ def plan_job(
     container = notebook_container(pod)
     cpu, memory, model, count = _resources(request, ctx, container, pod)
     completions, parallelism, runtime = _shape(request, ctx.config.jobs)
+    retries = _retries(request, ctx.config.jobs)
     _check_inputs(request, ctx.config.jobs)
     run_as = _run_as(pod, container)
     volumes, mounts, gids = _storage(request, ctx, pod, container)
@@ -382,6 +411,8 @@ def plan_job(
         supplemental_gids=gids,
         display_name=request.name,
         juicefs=juicefs,
+        retries=retries,
+        command_text=request.command_text,
     )
 
 

@@ -7,6 +7,7 @@ are 422s (see ``policy``). Every message names the field.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from .errors import BunshinError
 FIELDS = {
     "server",
     "command",
+    "commandText",
     "name",
     "project",
     "cpu",
@@ -27,10 +29,12 @@ FIELDS = {
     "offload",
     "storage",
     "env",
+    "retries",
 }
 MAX_COMMAND_ITEMS = 256
 MAX_COMMAND_BYTES = 32 * 1024
 MAX_ENV = 64
+MAX_RETRIES = 100  # a bound of the field itself; the platform's is ``jobs.maxRetries``
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?")
 _FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -38,7 +42,9 @@ _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 @dataclass(frozen=True)
 class Accelerator:
-    name: str
+    """A model and a number of units; ``name`` None: the model of the server cloned."""
+
+    name: str | None
     count: int = 1
 
 
@@ -47,6 +53,7 @@ class JobRequest:
     """A checked request; ``None`` means "as the server has it" or the platform default."""
 
     command: list[str]
+    command_text: str | None = None  # the command as the user typed it (quotes and all)
     server: str = ""
     name: str | None = None
     project: str | None = None
@@ -61,6 +68,7 @@ class JobRequest:
     offload: bool = False
     storage: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    retries: int | None = None  # None: the platform's default (``jobs.backoffLimit``)
 
 
 def _bad(field_name: str, message: str) -> BunshinError:
@@ -113,6 +121,7 @@ def parse_request(body: Any) -> JobRequest:
             f"command: too long (at most {MAX_COMMAND_ITEMS} items and {MAX_COMMAND_BYTES} "
             "bytes); ship a script in sandbox instead",
         )
+    command_text = _command_text(body, command)
     name = _str(body, "name")
     if name is not None and not _NAME.fullmatch(name):
         raise BunshinError(
@@ -147,8 +156,12 @@ def parse_request(body: Any) -> JobRequest:
             raise _bad(key, "expected true or false")
     server = _str(body, "server") or ""
     completions = _int(body, "completions") or 1
+    retries = _int(body, "retries", minimum=0)
+    if retries is not None and retries > MAX_RETRIES:
+        raise BunshinError(422, "invalid", f"retries: at most {MAX_RETRIES} (got {retries})")
     return JobRequest(
         command=list(command),
+        command_text=command_text,
         server=server,
         name=name,
         project=_str(body, "project"),
@@ -163,7 +176,30 @@ def parse_request(body: Any) -> JobRequest:
         offload=bool(body.get("offload", False)),
         storage=bool(body.get("storage", True)),
         env=dict(env),
+        retries=retries,
     )
+
+
+def _command_text(body: dict[str, Any], command: list[str]) -> str | None:
+    """``commandText``: the command as typed, shown instead of ``command`` joined; it must
+    split (as a POSIX shell does, ``shlex``) into exactly ``command``, so what the page shows
+    is what runs."""
+    text = _str(body, "commandText")
+    if text is None:
+        return None
+    if len(text.encode()) > MAX_COMMAND_BYTES or "\n" in text or "\r" in text:
+        raise BunshinError(
+            422, "invalid", f"commandText: one line of at most {MAX_COMMAND_BYTES} bytes"
+        )
+    try:
+        split = shlex.split(text)
+    except ValueError:
+        split = None
+    if split != command:
+        raise BunshinError(
+            422, "invalid", "commandText: must split into exactly the items of command"
+        )
+    return text
 
 
 def _accelerator(body: dict[str, Any]) -> tuple[Accelerator | None, bool]:
@@ -172,10 +208,13 @@ def _accelerator(body: dict[str, Any]) -> tuple[Accelerator | None, bool]:
     value = body["accelerator"]
     if value is None:
         return None, True
-    if not isinstance(value, dict) or set(value) - {"name", "count"} or "name" not in value:
-        raise _bad("accelerator", 'expected {"name": "t4", "count": 1} or null')
-    name, count = value["name"], value.get("count", 1)
-    if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int):
+    if not isinstance(value, dict) or set(value) - {"name", "count"} or not value:
+        raise _bad(
+            "accelerator",
+            'expected {"name": "t4", "count": 1}, {"count": 2} (your server\'s model) or null',
+        )
+    name, count = value.get("name"), value.get("count", 1)
+    if not isinstance(name, str | None) or isinstance(count, bool) or not isinstance(count, int):
         raise _bad("accelerator", "name must be a string and count a whole number")
     if count < 1:
         raise BunshinError(422, "invalid", "accelerator.count: must be at least 1")

@@ -25,6 +25,7 @@ import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,7 +54,7 @@ from .job import (
 from .job_view import job_status, job_view
 from .juicefs_secret import JuiceFSCredentials
 from .namespaces import DEFAULT_SERVERS_NAMESPACE, NamespaceError, check_jobs_namespace
-from .policy import JobContext, JobPlan, plan_job
+from .policy import JobContext, JobPlan, plan_job, server_accelerator
 from .request import parse_request
 from .scopes import ADMIN, OFFLOAD, SUBMIT
 
@@ -65,6 +66,9 @@ MAX_LOG_READS_PER_USER = 2
 JOB_CONTAINER = "main"  # the one container of a job's pods (``job.job_container``)
 JOB_NAME_LABEL = "job-name"  # set by the Job controller on the pods
 NAME_ATTEMPTS = 3  # random suffixes tried before giving up (a clash is one in 16 million)
+FAILURE_LOG_LINES = 20  # the end of a failed pod's log that the job's view shows
+FAILURE_LOG_BYTES = 4096  # ... at most this many bytes of it
+FAILURE_LOGS_KEPT = 512  # failed pods' log ends kept in memory (they never change)
 log = logging.getLogger("bunshin")
 
 
@@ -106,6 +110,11 @@ class Overview:
     offload_keeps_storage: bool  # offloaded jobs get JuiceFS folders
     offload_local_first: bool  # offloaded jobs run here while there is room
     server_running: bool
+    # the running server's accelerator (what "same as my server" means): model, units
+    server_accelerator: Accelerator | None = None
+    server_units: int = 0
+    max_retries: int = 0  # most retries a job may ask for
+    default_retries: int = 0  # retries of a job that does not ask
 
     @property
     def active(self) -> bool:
@@ -170,6 +179,8 @@ class JobService:
         self._refused: PlatformConfig | None = None  # last snapshot refused (logged once)
         self._virtual: tuple[float, frozenset[str]] | None = None  # (read at, node names)
         self._nodes_unreadable = False  # logged once
+        # the end of each failed pod's log, by (job uid, pod): read once, oldest forgotten
+        self._failure_logs: OrderedDict[tuple[str, str], tuple[str, bool]] = OrderedDict()
 
     # -- configuration and who may do what ------------------------------------------------------
 
@@ -362,11 +373,22 @@ class JobService:
         config = self.snapshot()
         user = UserContext(caller.name, caller.groups)
         jobs = await self._views(config, await self.jobs_of(config, user.name), user.name)
+        model, units, running = None, 0, True
         try:
-            await self._running_server(user.name, "")
-            running = True
+            server = await self._running_server(user.name, "")
         except ServiceError:
             running = False
+        else:
+            state = server["state"]
+            try:
+                pod = await self.cluster.read(
+                    "Pod", state.get("namespace") or self.servers_namespace, state["pod_name"]
+                )
+            except KubeError as exc:  # the form still works: it just cannot say the model
+                log.warning("cannot read %s's server pod for the page: %s", user.name, exc)
+                pod = None
+            name, units = server_accelerator(pod or {})
+            model = config.accelerator(name) if name else None
         return Overview(
             user=user.name,
             jobs=jobs,
@@ -375,6 +397,10 @@ class JobService:
             offload_keeps_storage=config.jobs.offload.juicefs is not None,
             offload_local_first=config.jobs.offload.local_first,
             server_running=running,
+            server_accelerator=model,
+            server_units=units if model else 0,
+            max_retries=config.jobs.max_retries,
+            default_retries=config.jobs.backoff_limit,
         )
 
     # -- reading ---------------------------------------------------------------------------------
@@ -450,7 +476,10 @@ class JobService:
                 p for p in pods if (p["metadata"].get("labels") or {}).get(JOB_NAME_LABEL) == name
             ]
             workload = by_uid.get(job["metadata"].get("uid"))
-            views.append(job_view(job, mine, workload, now, virtual))
+            view = job_view(job, mine, workload, now, virtual)
+            if view["failure"] is not None:
+                await self._add_failure_log(config, job, view["failure"])
+            views.append(view)
         return sorted(views, key=lambda view: view["createdAt"] or "", reverse=True)
 
     async def _virtual_nodes(self, config: PlatformConfig) -> frozenset[str]:
@@ -479,6 +508,25 @@ class JobService:
             return await self.cluster.workloads(config.jobs.namespace)
         except KubeError as exc:
             raise cluster_error("reading the queue", exc) from None
+
+    async def _add_failure_log(self, config: PlatformConfig, job: JSON, failure: JSON) -> None:
+        """The last ``FAILURE_LOG_LINES`` lines (at most ``FAILURE_LOG_BYTES``) of the pod
+        whose command failed, as ``failure["log"]`` and ``["logTruncated"]``: read once per
+        pod (a failed pod's log does not change), then kept in memory, a bounded number."""
+        key = (str(job["metadata"].get("uid") or job["metadata"]["name"]), failure["pod"])
+        found = self._failure_logs.get(key)
+        if found is None:
+            try:
+                found = await self._pod_log(
+                    config, failure["pod"], FAILURE_LOG_LINES, FAILURE_LOG_BYTES
+                )
+            except BunshinError:  # the status still says the exit code; try again next time
+                found = None
+            else:
+                self._failure_logs[key] = found
+                while len(self._failure_logs) > FAILURE_LOGS_KEPT:
+                    self._failure_logs.popitem(last=False)
+        failure["log"], failure["logTruncated"] = found if found is not None else ("", False)
 
     async def _read_logs(
         self, config: PlatformConfig, pods: list[JSON], tail: int | None

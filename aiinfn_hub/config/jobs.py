@@ -212,7 +212,26 @@ class Jobs(ConfigSection):
     max_active_jobs_per_user: int = Field(
         20, ge=1, description="Jobs a user may have queued or running at once."
     )
-    backoff_limit: int = Field(2, ge=0, description="Retries of a failed pod.")
+    backoff_limit: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Retries of a job whose command fails, when the request does not ask for "
+        "some (the Job's `backoffLimit`): 0 (default), a failing command is not run again and "
+        "the job fails at once with the command's exit code and the end of its log. A retry "
+        "runs the command again from the start, so only commands that may fail by chance "
+        "(a flaky download) should ask for retries. At most `maxRetries`. Pods the cluster "
+        "stops (a notebook taking its GPU back, a drain) are never counted: they run again "
+        "whatever this says.",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Most retries a request may ask for (`retries` of the API, the page's "
+        '"Retries" field, `bunshin submit --retries`). Default 3; 0: no retries at all; at '
+        "most 100.",
+    )
     ttl_seconds_after_finished: int = Field(
         7 * 24 * 3600, ge=0, description="Finished jobs are deleted after this long."
     )
@@ -274,6 +293,16 @@ class Jobs(ConfigSection):
         "",
         description="Members of this hub group see and cancel every job (as hub admins do).",
     )
+
+    @model_validator(mode="after")
+    def _default_retries_allowed(self) -> Jobs:
+        """The retries a job gets by default are retries a request could ask for."""
+        if self.backoff_limit > self.max_retries:
+            raise ValueError(
+                f"backoffLimit ({self.backoff_limit}) must be at most maxRetries "
+                f"({self.max_retries}): the default retries are ones a request may ask for"
+            )
+        return self
 
     @model_validator(mode="after")
     def _request_fits_a_sandbox(self) -> Jobs:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from traitlets.config.loader import LazyConfigValue
 
 # what a service needs from the Hub API to read users and their servers' state
 READ_USERS_AND_SERVERS = ["read:users", "read:users:groups", "read:servers", "admin:server_state"]
+# the hub's page frame naming services by their display name in the services menu
+HUB_TEMPLATES = str(Path(__file__).resolve().parent / "hub_templates")
 
 
 def access_scope(name: str) -> str:
@@ -33,11 +36,17 @@ def register_service(
     custom_scopes: Mapping[str, str] | None = None,
     hub_scopes: Iterable[str] = READ_USERS_AND_SERVERS,
     display: bool = True,
+    display_name: str | None = None,
 ) -> None:
     """Add the service ``name`` at ``url`` (the hub runs ``python -m <module> <arguments>``
     when ``module`` is given, with ``environment``; otherwise it runs elsewhere), its custom
     scopes (scope -> description; users' sessions may carry them, without a consent page) and
-    the role ``<name>-service`` giving the service ``hub_scopes`` on the Hub API."""
+    the role ``<name>-service`` giving the service ``hub_scopes`` on the Hub API.
+
+    ``display_name``: what the hub's services menu says (e.g. "Batch jobs" rather than the
+    name in the URL). JupyterHub 6 has no such field: it goes in the service's ``info``
+    (also shown by the Hub API) and the hub's page frame is extended (``HUB_TEMPLATES``,
+    added to ``c.JupyterHub.template_paths``) to show it."""
     scopes = dict(custom_scopes or {})
     service: dict[str, Any] = {
         "name": name,
@@ -46,6 +55,9 @@ def register_service(
         "oauth_no_confirm": True,
         "oauth_client_allowed_scopes": list(scopes),
     }
+    if display_name:
+        service["info"] = {"display_name": display_name}
+        _add_template_path(c, HUB_TEMPLATES)
     if module is not None:
         service["command"] = [sys.executable, "-m", module, *arguments]
         service["environment"] = dict(environment or {})
@@ -94,6 +106,16 @@ def _roles(c: Any) -> list[dict[str, Any]]:
     if isinstance(roles, LazyConfigValue):
         roles = roles.get_value([])
     return [dict(r) for r in roles]
+
+
+def _add_template_path(c: Any, path: str) -> None:
+    """``path`` among the hub's template folders, after those already configured (which
+    win, so a deployment's own page frame is kept), once."""
+    paths = c.JupyterHub.template_paths
+    if isinstance(paths, LazyConfigValue):
+        paths = paths.get_value([])
+    if path not in paths:
+        c.JupyterHub.template_paths = [*paths, path]
 
 
 def _add(role: dict[str, Any], key: str, values: Iterable[str]) -> None:

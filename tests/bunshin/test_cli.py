@@ -131,3 +131,32 @@ def test_outside_a_server_it_says_what_is_missing(
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
     assert cli.main(["ls"]) == cli.EXIT_USAGE
     assert "BUNSHIN_URL is not set" in capsys.readouterr().err
+
+
+def test_retries_are_asked_only_with_the_flag_and_ls_shows_commands_as_typed(
+    api: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answers[("POST", "/api/v1/jobs")] = [(201, {"id": "j", "status": "queued"})]
+    assert cli.main(["submit", "--parsable", "--", "x"]) == 0
+    assert "retries" not in api.bodies[-1]  # the platform's default: no retry
+    assert cli.main(["submit", "--parsable", "--retries", "2", "--", "x"]) == 0
+    assert api.bodies[-1]["retries"] == 2
+    listed = {
+        "status": "failed",
+        "accelerator": None,
+        "reason": "the command failed with exit code 3",
+    }
+    api.answers[("GET", "/api/v1/jobs")] = [
+        (
+            200,
+            [
+                {"id": "a", "command": ["python", "-c", "print('a b')"], **listed},
+                {"id": "b", "command": ["echo", "a  b"], "commandText": 'echo "a  b"', **listed},
+            ],
+        )
+    ]
+    capsys.readouterr()
+    assert cli.main(["ls"]) == 0
+    out = capsys.readouterr().out
+    assert "python -c 'print('\"'\"'a b'\"'\"')'" in out and 'echo "a  b"' in out
+    assert "the command failed with exit code 3" in out

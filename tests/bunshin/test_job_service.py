@@ -210,6 +210,9 @@ async def test_the_overview_says_what_the_form_offers(cluster: Cluster) -> None:
     dana = await service.overview(DANA)
     assert dana.server_running and dana.active and len(dana.jobs) == 1
     assert dana.accelerators and not dana.can_offload
+    # what "same as my server" means (dana's server has no GPU), and the retries allowed
+    assert dana.server_accelerator is None and dana.server_units == 0
+    assert (dana.default_retries, dana.max_retries) == (0, 3)
     erin = await service.overview(ERIN)
     assert not erin.server_running and erin.jobs == [] and not erin.active
 

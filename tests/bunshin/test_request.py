@@ -86,6 +86,7 @@ def test_page_forms_become_api_bodies() -> None:
     body = form_to_body({"command": "python 'my script.py' -v", "accelerator": "t4", "count": "2"})
     assert body == {
         "command": ["python", "my script.py", "-v"],
+        "commandText": "python 'my script.py' -v",  # shown as typed
         "offload": False,
         "accelerator": {"name": "t4", "count": 2},
     }

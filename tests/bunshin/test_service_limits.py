@@ -336,13 +336,16 @@ async def test_the_api_and_the_page_refuse_to_cancel_a_finished_job_alike(
         HTTPRequest(
             f"{service.urls[0]}{PREFIX}jobs/{job_id}/cancel",
             method="POST",
-            body="",
+            body="confirm=1",
             headers={"Authorization": f"token {TOKEN}"},
             follow_redirects=False,
         ),
         raise_error=False,
     )
     assert page.code == 409 and message in page.body.decode()
+    # the refusal is shown in the job's row, where the button was
+    row = page.body.decode().split(f'id="job-{job_id}"', 1)[1].split("</tr>", 1)[0]
+    assert f'<div class="alert alert-danger mt-2 mb-0" role="alert">{message}</div>' in row
     (job,) = await service.jobs()
     assert "aiinfn.infn.it/cancelled" not in (job["metadata"].get("annotations") or {})
 
@@ -362,9 +365,10 @@ async def test_the_page_wears_the_hubs_look_and_keeps_its_statuses_current(
     assert 'href="/hub/home"' in html and 'href="/hub/logout"' in html  # the hub's navigation
     assert f'id="job-{job_id}"' in html and 'data-status="queued"' in html
     assert 'aria-live="polite"' in html and 'data-api="/services/bunshin/api/v1/jobs"' in html
-    # without JavaScript: a refresh link, and the page refreshes itself while jobs are active
+    # without JavaScript: a refresh link; the page never reloads itself (it would wipe the
+    # form being typed), with or without JavaScript
     assert f'<a href="{PREFIX}" id="bunshin-refresh">Refresh</a>' in html
-    assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in html
+    assert "http-equiv" not in html and "location.reload" not in html
     logs = await service.http.fetch(
         HTTPRequest(
             f"{service.urls[0]}{PREFIX}jobs/{job_id}/logs",

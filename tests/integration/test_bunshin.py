@@ -91,6 +91,45 @@ def test_clone_runs_queued_then_succeeds_with_logs(hub: Hub, alice: User) -> Non
     assert job["id"] in [j["id"] for j in listed]
 
 
+def test_a_failing_command_fails_at_once_with_its_exit_code_and_log_end(
+    hub: Hub, alice: User
+) -> None:
+    script = "import sys\nfor i in range(40): print('line', i)\nsys.exit(3)\n"
+    response = alice.call(
+        "POST",
+        "jobs",
+        json={"command": ["python", "/sandbox/fail.py"], "sandbox": {"fail.py": script}},
+    )
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    assert response.json()["retries"] == 0
+    admit(hub, job_id)
+    wait_for(lambda: status_of(alice, job_id) == "failed", 60, "the job to fail")
+    job = alice.call("GET", f"jobs/{job_id}").json()
+    assert len(job["pods"]) == 1, job["pods"]  # not retried
+    assert job["reason"] == "the command failed with exit code 3" and job["exitCode"] == 3
+    failure = job["failure"]
+    assert failure["exitCode"] == 3 and failure["pod"] == job["pods"][0]["name"]
+    # the end of the log, bounded: the last 20 lines
+    assert failure["log"].splitlines() == [f"line {i}" for i in range(20, 40)]
+    listed = next(j for j in alice.call("GET", "jobs").json() if j["id"] == job_id)
+    assert listed["failure"]["log"] == failure["log"]
+    # asked for, a retry runs it again, and the reason says so
+    retried = alice.call(
+        "POST",
+        "jobs",
+        json={"command": ["python", "-c", "raise SystemExit(5)"], "retries": 1},
+    )
+    assert retried.status_code == 201, retried.text
+    admit(hub, retried.json()["id"])
+    wait_for(lambda: status_of(alice, retried.json()["id"]) == "failed", 90, "the retried job")
+    again = alice.call("GET", f"jobs/{retried.json()['id']}").json()
+    assert len(again["pods"]) == 2 and again["exitCode"] == 5
+    assert "(2 times: the job's retries were used up)" in again["reason"]
+    too_many = alice.call("POST", "jobs", json={"command": ["true"], "retries": 99})
+    assert too_many.status_code == 422 and "retries: at most 3" in too_many.json()["message"]
+
+
 def test_cancel_stops_a_running_job(hub: Hub, alice: User) -> None:
     response = alice.call("POST", "jobs", json={"command": ["sleep", "600"]})
     assert response.status_code == 201, response.text
@@ -277,7 +316,10 @@ def test_the_page_lists_jobs_and_its_form_clones_and_cancels(hub: Hub, alice: Us
 
     page = alice.session.get(f"{hub.url}/services/bunshin/", timeout=30)
     assert page.status_code == 200, page.text[:500]
-    assert "Clone my server as a job" in page.text and "Bunshin jobs of alice" in page.text
+    assert "Clone my server as a job" in page.text and "Batch jobs of alice" in page.text
+    # the hub's services menu names the service for people
+    home = alice.session.get(f"{hub.url}/hub/home", timeout=30)
+    assert '<a class="dropdown-item" href="/services/bunshin/">Batch jobs</a>' in home.text
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
     assert xsrf is not None
     before = set(bunshin_jobs(hub))
@@ -293,6 +335,10 @@ def test_the_page_lists_jobs_and_its_form_clones_and_cancels(hub: Hub, alice: Us
         timeout=30,
     )
     assert refused.status_code == 422 and "is not available to you" in refused.text
+    # said next to the form that caused it, which keeps what was typed
+    form = refused.text.split('id="bunshin-submit"', 1)[1]
+    assert form.split('role="alert" id="submit-error">', 1)[1].startswith("Not submitted: ")
+    assert 'value="python x.py"' in form
     assert set(bunshin_jobs(hub)) == before
     # without the XSRF token the post is refused outright
     forged = alice.session.post(
@@ -307,15 +353,23 @@ def test_the_page_lists_jobs_and_its_form_clones_and_cancels(hub: Hub, alice: Us
     assert done.status_code == 200 and "Submitted bunshin-alice-" in done.text
     (job_id,) = set(bunshin_jobs(hub)) - before
     assert f'id="job-{job_id}"' in done.text and "from-page" in done.text
+    # without JavaScript a cancel is confirmed on a page of its own first
+    asked = alice.session.post(
+        f"{hub.url}/services/bunshin/jobs/{job_id}/cancel",
+        data={"_xsrf": xsrf.group(1), "confirm": "0"},
+        timeout=30,
+    )
+    assert asked.status_code == 200 and "Cancel from-page?" in asked.text
+    assert "Yes, cancel the job" in asked.text and status_of(alice, job_id) != "cancelled"
     cancelled = alice.session.post(
         f"{hub.url}/services/bunshin/jobs/{job_id}/cancel",
-        data={"_xsrf": xsrf.group(1)},
+        data={"_xsrf": xsrf.group(1), "confirm": "1"},
         timeout=30,
     )
     assert cancelled.status_code == 200 and f"Cancelled {job_id}" in cancelled.text
     assert status_of(alice, job_id) == "cancelled"
     logs = alice.session.get(f"{hub.url}/services/bunshin/jobs/{job_id}/logs", timeout=30)
-    assert logs.status_code == 200 and f"Logs of {job_id}" in logs.text
+    assert logs.status_code == 200 and "Logs of from-page" in logs.text and job_id in logs.text
 
 
 def test_offload_is_for_granted_users_and_targets_virtual_nodes(hub: Hub, bob: User) -> None:

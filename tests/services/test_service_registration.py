@@ -66,6 +66,7 @@ def test_bunshin_registers_its_service_scopes_and_roles() -> None:
         "name": "bunshin",
         "url": "http://127.0.0.1:10101",
         "display": True,
+        "info": {"display_name": "Batch jobs"},  # the hub's services menu (HUB_TEMPLATES)
         "oauth_no_confirm": True,
         "oauth_client_allowed_scopes": [
             "custom:bunshin:submit",
