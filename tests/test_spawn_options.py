@@ -13,6 +13,7 @@ from aiinfn_hub.config import PlatformConfig, load_platform_config
 from aiinfn_hub.inventory.availability import ModelAvailability, ServerAvailability
 from aiinfn_hub.platform import entitlements as policy
 from aiinfn_hub.platform.entitlements import UserContext
+from aiinfn_hub.spawner.form_view import KIND_HINTS, memory_label
 from aiinfn_hub.spawner.options import (
     FIELDS,
     OptionsError,
@@ -305,18 +306,154 @@ def test_tampered_form_posts_are_refused_or_allowed(form: dict[str, list[str]]) 
         assert choice.accelerator in policy.allowed_accelerators(CONFIG, CMS)
 
 
-def test_form_rendering_from_a_fixed_inventory() -> None:
-    from aiinfn_hub.spawner.spawner import render_form
+def _soup(html: str) -> Any:
+    from bs4 import BeautifulSoup
 
+    return BeautifulSoup(html, "html.parser")
+
+
+def test_form_rendering_from_a_fixed_inventory() -> None:
     models = [m for m in _availability(free=0) if m.name in ("t4", "a30")]
     previous = {"image": "cuda-ml", "cpu": 4, "memory": "16Gi", "accelerator": "a30"}
     html = render_form(CONFIG, CMS, models, previous)
-    assert 'value="cuda-ml" checked' in html
+    form = _soup(html)
+    assert form.find(id="image-cuda-ml").has_attr("checked")
     assert '<option value="4" selected>' in html and '<option value="16Gi" selected>' in html
     assert "0 of 4 free" in html and "Unavailable: all 4 in use by notebooks." in html
-    assert 'id="accelerator-t4"' in html and "disabled" in html
+    assert form.find(id="accelerator-t4").has_attr("disabled")
+    # a30 is no longer free: the form does not pre-select what cannot start
+    assert form.find(id="accelerator-none").has_attr("checked")
     assert 'value="qml"' not in html  # not one of cms's images
     assert "server-a (0/2), server-b (0/2)" in html
+
+
+def test_memory_is_shown_in_plain_words_with_the_exact_quantity_as_value() -> None:
+    assert [memory_label(q) for q in ("8Gi", "512Mi", "16G", "1Ti", "1073741824")] == [
+        "8 GB",
+        "0.5 GB",
+        "16 GB",
+        "1024 GB",
+        "1 GB",
+    ]
+    form = _soup(render_form(CONFIG, ML, _availability(), {}))
+    options = {o["value"]: o.get_text() for o in form.find(id="memory").find_all("option")}
+    assert options["8Gi"] == "8 GB" and options["64Gi"] == "64 GB"
+    sizes = {o["value"]: o.get_text() for o in form.find(id="scratch").find_all("option")}
+    assert sizes and all(label == memory_label(size) for size, label in sizes.items())
+
+
+def test_each_kind_of_accelerator_has_a_one_line_hint() -> None:
+    form = _soup(render_form(CONFIG, ML, _availability(), {}))
+    for kind in ("gpu", "mig", "fpga"):
+        hint = form.find(id=f"hint-{kind}")
+        assert hint is not None and hint.get_text() == KIND_HINTS[kind]
+        models = form.find(id=f"kind-{kind}").find_all("input", attrs={"name": "accelerator"})
+        assert models and all(f"hint-{kind}" in m["aria-describedby"] for m in models)
+    assert form.find(id="kind-mig").find(class_="fw-semibold").get_text() == "MIG slices"
+    assert "share of one GPU" in KIND_HINTS["mig"] and "All of one card" in KIND_HINTS["gpu"]
+
+
+def test_every_model_the_form_offers_has_an_image_that_can_use_it() -> None:
+    """A choice the form offers can start: each GPU/MIG model with its default image."""
+    for user in (ML, CMS, QML):
+        form = _soup(render_form(CONFIG, user, _availability(), {}))
+        default_cuda = form.find(class_="aiinfn-spawn-form")["data-default-cuda-image"]
+        for model in form.find_all("input", attrs={"name": "accelerator"}):
+            if model["value"] == "none":
+                continue
+            image = default_cuda if model["data-cuda"] == "1" else "base"
+            choice = validate_options(
+                {"image": image, "accelerator": model["value"], "count": 1},
+                CONFIG,
+                user,
+                _availability(),
+            )
+            assert choice.accelerator is not None
+
+
+def test_a_gpu_choice_pre_selects_an_image_with_cuda() -> None:
+    form = _soup(render_form(CONFIG, ML, _availability(), {"accelerator": "a100-1g-10gb"}))
+    assert form.find(id="accelerator-a100-1g-10gb").has_attr("checked")
+    assert form.find(id="image-cuda-ml").has_attr("checked")
+    form = _soup(render_form(CONFIG, ML, _availability(), {"accelerator": "u50"}))
+    assert form.find(id="image-base").has_attr("checked")  # FPGAs need no CUDA
+
+
+def test_pin_a_server_lists_which_models_each_server_has() -> None:
+    models = _availability(free=2)
+    models[0] = ModelAvailability(  # the first model only on server-c
+        models[0].name,
+        models[0].description,
+        models[0].kind,
+        models[0].memory_gib,
+        2,
+        2,
+        (ServerAvailability("server-c", 2, 2),),
+    )
+    form = _soup(render_form(CONFIG, ML, models, {}))
+    carries = {
+        o["value"]: o.get("data-models", "") for o in form.find(id="server").find_all("option")
+    }
+    assert carries["server-c"].split() == [models[0].name]
+    assert models[0].name not in carries["server-a"].split()
+    # a pinned server without the chosen model is not pre-filled
+    previous = {"image": "cuda-ml", "accelerator": models[1].name, "server": "server-c"}
+    form = _soup(render_form(CONFIG, ML, models, previous))
+    assert form.find(id="server").find("option", selected=True)["value"] == ""
+
+
+def test_a_refusal_is_shown_next_to_its_field_in_display_names() -> None:
+    with pytest.raises(OptionsError) as exc:
+        validate_options(
+            {"image": "base", "accelerator": "a100-1g-10gb"}, CONFIG, ML, _availability(2)
+        )
+    assert exc.value.field == "image"
+    assert str(exc.value) == (
+        "image 'base' has no CUDA; choose a GPU image to use a100-1g-10gb"
+    )  # the REST API's message names values as the API takes them
+    shown = exc.value.shown
+    assert "Python 3.11 with the scientific stack, no CUDA" in shown
+    assert "NVIDIA A100 MIG slice 1g.10gb" in shown and "a100-1g-10gb" not in shown
+    form = _soup(render_form(CONFIG, ML, _availability(), {}, exc.value))
+    alert = form.find(id="error-image")
+    assert alert["role"] == "alert" and alert.get_text() == shown
+    assert alert.find_parent("fieldset")["id"] == "aiinfn-images"
+    assert form.find(id="aiinfn-images")["aria-describedby"] == "error-image"
+    assert "Error:" not in alert.get_text() and "HTTP 400" not in alert.get_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "words"),
+    [
+        ({"cpu": 64}, "cpu", "up to 16 CPU cores"),
+        ({"memory": "1Ti"}, "memory", "up to 64 GB of memory"),
+        ({"image": "cuda-ml", "accelerator": "t4", "count": 9}, "count", "1 to 2"),
+        ({"image": "cuda-ml", "accelerator": "t4", "server": "server-z"}, "server", "server-z"),
+        ({"image": "cuda-ml", "accelerator": "t4", "count": 2}, "accelerator", "No server has 2"),
+    ],
+)
+def test_refusals_name_their_field(options: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(OptionsError) as exc:
+        validate_options(options, CONFIG, ML, _availability(free=1))
+    assert exc.value.field == field and words in exc.value.shown, exc.value.shown
+
+
+def test_the_profile_line_says_who_holds_what() -> None:
+    from aiinfn_hub.spawner.form_view import profile_line
+
+    image = next(i for i in CONFIG.images if i.name == "cuda-ml")
+    model = next(a for a in CONFIG.accelerators if a.name == "a100-1g-10gb")
+    alice = UserContext("alice", frozenset({"cms", "cms/analysis"}))
+    line = profile_line(CONFIG, alice, image, model, 1, "server-3")
+    assert line == "cms · NVIDIA A100 MIG slice 1g.10gb \u00d71 on server-3 · cuda-ml"
+    base = next(i for i in CONFIG.images if i.name == "base")
+    assert profile_line(CONFIG, alice, base, None, 0, None) == "cms · CPU only · base"
+
+
+def test_the_derived_profile_is_accepted_back_and_ignored() -> None:
+    """JupyterHub gives the stored options back for a REST start with an empty body."""
+    stored = {"image": "base", "accelerator": "none", "profile": "cms · CPU only · base"}
+    assert validate_options(stored, CONFIG, CMS, _availability()).accelerator is None
 
 
 def test_configure_hub_wires_spawner_and_handler() -> None:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import jinja2
+from jupyterhub.handlers.pages import SpawnHandler
 from kubernetes_asyncio import client
 from kubespawner import KubeSpawner
 from tornado import web
@@ -32,8 +33,20 @@ from ..platform.storage.buckets import SIDECAR as BUCKET_SIDECAR
 from ..platform.storage.nfs import INIT_CONTAINER as STORAGE_INIT
 from ..platform.storage.plan import TRAITS as STORAGE_TRAITS
 from ..platform.vocabulary import NO_ACCELERATOR
-from .options import OptionsError, form_to_options, validate_options
+from .form_view import (
+    KIND_HINTS,
+    KIND_NAMES,
+    TIMES,
+    default_image_for,
+    images_for,
+    memory_label,
+    needs_cuda,
+    profile_line,
+    short_model_name,
+)
+from .options import DERIVED, OptionsError, ServerChoice, form_to_options, validate_options
 from .pod_settings import pod_settings
+from .progress_steps import StartContext, StepTracker
 from .token_secret import token_secret_manifest, token_secret_name
 from .user_ids import user_number
 
@@ -221,10 +234,25 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         return value
 
     # -- form ------------------------------------------------------------------------------
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the stored options are those of the last start that worked (a refusal puts them back)
+        self._last_started: dict[str, Any] = dict(self.user_options or {})
+        self._form_error: OptionsError | None = None
+        self._choice: ServerChoice | None = None
+
     async def get_options_form(self) -> str:
-        previous: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
+        """The form, pre-filled from the last choice that started, with the error of the last
+        refused one (shown once) next to its field."""
         config = self.platform
-        return render_form(config, self.user_context(), await self.availability(config), previous)
+        error, self._form_error = self._form_error, None
+        return render_form(
+            config,
+            self.user_context(),
+            await self.availability(config),
+            self._last_started,
+            error,
+        )
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -235,7 +263,8 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         try:
             options = form_to_options(formdata)
         except OptionsError as exc:
-            raise web.HTTPError(400, _escape(str(exc))) from exc
+            self._form_error = exc
+            raise _refusal(exc) from exc
         if options.get("accelerator") in (None, "", NO_ACCELERATOR):
             # the form always posts count and server; they mean nothing without a model
             options.pop("count", None)
@@ -244,18 +273,53 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             options.pop("server")
         return options
 
+    def _restore_last_started(self) -> None:
+        """After a refusal or a failed start, keep the last choice that started as the stored
+        options: JupyterHub stores what was submitted, pre-fills nothing from it here, and
+        reuses it for a REST start with an empty body, which must not repeat the failure."""
+        self.user_options = dict(self._last_started)
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = dict(self._last_started)
+
+    def _record_started(self) -> None:
+        """Store the choice that started, with its profile line naming the node it runs on."""
+        choice = self._choice
+        if choice is None:
+            return
+        node = ((self._own_pod() or {}).get("spec") or {}).get("nodeName") or choice.server
+        options = self._options_with_profile(choice, node)
+        self.user_options = options
+        self._last_started = dict(options)
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = dict(options)
+
+    def _options_with_profile(self, choice: ServerChoice, node: str | None) -> dict[str, Any]:
+        config = self._start_config or self.platform
+        profile = profile_line(
+            config, self.user_context(), choice.image, choice.accelerator, choice.count, node
+        )
+        return {**choice.to_user_options(), "profile": profile}
+
     # -- start -----------------------------------------------------------------------------
     async def load_user_options(self) -> None:
         """Validate ``user_options`` (form or REST API) and apply them to this spawner."""
         config, user = self.platform, self.user_context()
         self._start_config = config  # this start's version, from its options to its report
+        self._choice = None
         submitted: dict[str, Any] = dict(getattr(self, "user_options", None) or {})
+        for key in DERIVED:  # stored with the last choice, so back with an empty REST body
+            submitted.pop(key, None)
         try:
             choice = validate_options(submitted, config, user, await self.availability(config))
         except OptionsError as exc:
             self.log.warning("Refusing options of %s: %s", self.user.name, exc)
-            raise web.HTTPError(400, _escape(str(exc))) from exc
-        self.user_options = choice.to_user_options()
+            if isinstance(getattr(self, "handler", None), SpawnHandler):
+                self._form_error = exc  # the form shows it; a REST caller has its answer
+            raise _refusal(exc) from exc
+        self._choice = choice
+        self.user_options = self._options_with_profile(choice, choice.server)
         settings = pod_settings(
             choice,
             config,
@@ -306,7 +370,11 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             await self.write_token_secret()
             result = await self._start_watching_storage_init()
             self._remember_pod_uid()
+            self._record_started()
             await self.report_storage()
+        except BaseException:
+            self._restore_last_started()
+            raise
         finally:
             self._storage_reported.set()
         return result
@@ -397,11 +465,20 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         self._pod_uid = ((self._own_pod() or {}).get("metadata") or {}).get("uid")
 
     async def progress(self) -> Any:
-        """KubeSpawner's events (and, once, that a batch job makes room when the scheduler
-        preempts one for this server), then storage notes (e.g. a bucket not mounted)."""
+        """KubeSpawner's events as steps a person understands (``progress_steps``; the raw
+        event kept), once that a batch job makes room when the scheduler preempts one for
+        this server, then storage notes (e.g. a bucket not mounted)."""
         said = False
+        steps: StepTracker | None = None
         async for event in super().progress():
-            yield event
+            raw = event.get("raw_event")
+            if isinstance(raw, dict):
+                steps = steps or StepTracker(self._start_context())
+                translated = steps.page_event(raw)
+                if translated is not None:
+                    yield translated
+            else:
+                yield event
             node = None if said else (self._making_room_on or self._nominated_node())
             if node:
                 said = True
@@ -418,6 +495,18 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             if reported is None or reported.is_set():
                 return
             await asyncio.sleep(0.5)
+
+    def _start_context(self) -> StartContext:
+        """What the progress steps name for this start."""
+        choice = self._choice
+        model = choice.accelerator if choice else None
+        holds = f"{choice.count} {TIMES} {short_model_name(model)}" if choice and model else None
+        return StartContext(
+            accelerator=holds,
+            image=choice.image.name if choice else "server",
+            storage_init=STORAGE_INIT,
+            bucket_sidecar=BUCKET_SIDECAR,
+        )
 
     def _nominated_node(self) -> str | None:
         """The node the scheduler preempts lower-priority pods on for this server, if any."""
@@ -582,32 +671,91 @@ def render_form(
     user: UserContext,
     models: list[ModelAvailability],
     previous: dict[str, Any],
+    error: OptionsError | None = None,
 ) -> str:
-    """The spawn form's HTML, pre-filled with the user's previous choices."""
+    """The spawn form's HTML, pre-filled with ``previous`` (the last choice that started) where
+    it is still offered, and showing ``error`` next to its field."""
+    images = entitlements.allowed_images(config, user)
+    catalogue = {a.name: a for a in entitlements.allowed_accelerators(config, user)}
+    # a model is offered only with an image that can use it: a choice offered can start
+    offered = [m for m in models if m.name in catalogue and images_for(images, catalogue[m.name])]
+    free_now = {m.name for m in offered if m.for_notebooks > 0}
+    accelerator = previous.get("accelerator")
+    if accelerator not in free_now:
+        accelerator = NO_ACCELERATOR
+    model = catalogue.get(str(accelerator))
+    usable = images_for(images, model)
+    image = previous.get("image")
+    if image not in {i.name for i in usable}:
+        image = (default_image_for(config, images, model) or images[0]).name
+    cpus = entitlements.allowed_cpus(config, user)
+    cpu = _as_float(previous.get("cpu"))
+    memories = entitlements.allowed_memory(config, user)
+    memory = previous.get("memory")
+    caps = {name: entitlements.max_units(config, user, a) for name, a in catalogue.items()}
+    count = int(_as_float(previous.get("count")) or 1)
+    live = next((m for m in offered if m.name == accelerator), None)
+    server = previous.get("server") or ""
+    if live is None or server not in {s.node for s in live.servers}:
+        server = ""
+    scratch = config.storage.scratch
+    size = previous.get("scratch")
     selected = {
-        "image": previous.get("image") or (config.default_image() or config.images[0]).name,
-        "cpu": float(previous.get("cpu") or entitlements.default_cpu(config, user)),
-        "memory": previous.get("memory") or entitlements.default_memory(config, user),
-        "accelerator": previous.get("accelerator") or NO_ACCELERATOR,
-        "count": int(previous.get("count") or 1),
-        "server": previous.get("server") or "",
-        "scratch": previous.get("scratch")
-        or (config.storage.scratch.default() if config.storage.scratch else None),
+        "image": image,
+        "cpu": cpu if cpu in cpus else entitlements.default_cpu(config, user),
+        "memory": memory if memory in memories else entitlements.default_memory(config, user),
+        "accelerator": accelerator,
+        "count": count if model is not None and 1 <= count <= caps[model.name] else 1,
+        "server": server,
+        "scratch": size
+        if scratch and size in scratch.size_choices
+        else (scratch.default() if scratch else None),
     }
-    caps = [
-        entitlements.max_units(config, user, a)
-        for a in entitlements.allowed_accelerators(config, user)
-    ]
+    kinds: dict[str, list[ModelAvailability]] = {}
+    for m in offered:
+        kinds.setdefault(m.kind, []).append(m)
+    nodes = sorted({s.node for m in offered for s in m.servers})
+    default_gpu = next((i for i in images if i.gpu), None)
     return _TEMPLATES.get_template("spawn_form.html").render(
-        images=entitlements.allowed_images(config, user),
-        cpus=entitlements.allowed_cpus(config, user),
-        memories=entitlements.allowed_memory(config, user),
-        models=models,
-        max_count=max(caps, default=1) or 1,
-        servers=sorted({s.node for m in models for s in m.servers}),
-        scratch=config.storage.scratch,
+        images=images,
+        default_image=(default_image_for(config, images, None) or images[0]).name,
+        default_cuda_image=(default_gpu or images[0]).name,
+        cpus=cpus,
+        memories=[(m, memory_label(m)) for m in memories],
+        kinds=kinds,
+        kind_hints=KIND_HINTS,
+        kind_names=KIND_NAMES,
+        needs_cuda={name: needs_cuda(a) for name, a in catalogue.items()},
+        caps=caps,
+        max_count=max(caps.values(), default=1) or 1,
+        servers=[
+            (n, " ".join(m.name for m in offered if n in {s.node for s in m.servers}))
+            for n in nodes
+        ],
+        scratch=scratch,
+        size_label=memory_label,
         selected=selected,
+        error=error,
     )
+
+
+def _as_float(value: Any) -> float | None:
+    """A stored number (float, int or the string a form posted), None when it is none."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _refusal(exc: OptionsError) -> web.HTTPError:
+    """A 400 whose message is the refusal alone (no "HTTP 400: Bad Request" around it).
+
+    The REST API answers with it; the form shows ``exc.shown`` next to the field at fault
+    instead (``render_form``), so the hub's own error line above the form is hidden there.
+    """
+    error = web.HTTPError(400, _escape(str(exc)))
+    error.jupyterhub_message = str(exc)  # type: ignore[attr-defined]
+    return error
 
 
 def _escape(message: str) -> str:

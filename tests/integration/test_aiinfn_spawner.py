@@ -93,8 +93,11 @@ async def test_rest_api_with_bad_options_gets_400_and_no_pod(hub: Any, emulator:
         data=json.dumps({"image": "evil/miner:latest", "cpu": 64}),
     )
     assert response.status_code == 400, response.text
-    assert "image 'evil/miner:latest' is not available to you" in response.json()["message"]
+    message = response.json()["message"]
+    assert message.startswith("image 'evil/miner:latest' is not available to you"), message
     assert emulator.objects("Pod", NS) == []
+    # the refusal was the REST caller's: the user's next form shows no error
+    assert 'role="alert"' not in await hub.users["carol"].spawner.get_options_form()
 
 
 async def _spawn_page(app: Any, name: str, *groups: str) -> tuple[Any, dict[str, Any], str]:
@@ -171,3 +174,71 @@ async def test_reserved_nodes_serve_only_their_project(hub: Any, emulator: Emula
     await member.spawner.start()
     pod = emulator.objects("Pod", NS)[0]
     assert pod["spec"]["nodeName"] == "server-2" and pod["status"]["phase"] == "Running"
+
+
+async def test_a_refusal_keeps_the_last_choice_that_started(hub: Any, emulator: Emulator) -> None:
+    """The form pre-fills from the last start that worked, the refused choice is not stored,
+    and the stored options (which JupyterHub reuses for a REST start with an empty body) start
+    again."""
+    from bs4 import BeautifulSoup
+    from jupyterhub.tests.utils import async_requests
+
+    user, cookies, action = await _spawn_page(hub, "fanny", "ml-infn")
+    spawner = user.spawner
+    good = _form(image="cuda-ml", cpu="2", memory="8Gi", accelerator="t4", count="1", server="")
+    spawner.user_options = spawner.orm_spawner.user_options = spawner.run_options_from_form(good)
+    await spawner.start()
+    assert spawner.user_options["profile"] == (
+        "ml-infn · NVIDIA Tesla T4 16 GB \u00d71 on server-1 · cuda-ml"
+    )
+    assert spawner.orm_spawner.user_options["profile"].endswith("on server-1 · cuda-ml")
+    await spawner.stop()
+    await until(lambda: not emulator.objects("Pod", NS))
+
+    # refused: a pinned server that has no A30
+    refused = {k: v[0] for k, v in good.items()} | {"accelerator": "a30", "server": "server-1"}
+    response = await async_requests.post(action, cookies=cookies, data=refused)
+    assert response.status_code == 400
+    page = BeautifulSoup(response.text, "html.parser")
+    alert = page.find(id="error-server")
+    assert alert is not None and alert["role"] == "alert", response.text
+    assert alert.get_text().startswith("server-1 has no NVIDIA A30 24 GB for you")
+    assert "HTTP 400" not in alert.get_text()
+    # pre-filled with the choice that started, not the refused one
+    assert page.find(id="accelerator-t4").has_attr("checked")
+    assert page.find(id="server").find("option", selected=True)["value"] == ""
+    assert spawner.orm_spawner.user_options["accelerator"] == "t4"
+    assert emulator.objects("Pod", NS) == []
+    # the error is shown once: a fresh form has none
+    again = await async_requests.get(
+        public_host_url(hub) + hub.hub.base_url + "spawn", cookies=cookies
+    )
+    assert 'role="alert"' not in again.text
+
+    # what JupyterHub does for a REST start with an empty body: the stored options, profile
+    # included, go back through the validator and start
+    spawner.user_options = spawner.orm_spawner.user_options
+    await spawner.start()
+    pod = emulator.objects("Pod", NS)[0]
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    await spawner.stop()
+
+
+async def test_the_admin_api_shows_the_profile_of_a_server(hub: Any, emulator: Emulator) -> None:
+    """The stock admin panel's Profile column reads ``servers[...].user_options.profile``
+    (it lists users with ``include_stopped_servers``)."""
+    user = add_user(hub, "gina", "cms")
+    user.spawner.user_options = {"image": "base", "accelerator": "none"}
+    await user.spawner.start()
+    response = await api_request(hub, "users", "gina?include_stopped_servers=1")
+    assert response.status_code == 200, response.text
+    server = response.json()["servers"][""]
+    node = emulator.objects("Pod", NS)[0]["spec"]["nodeName"]
+    assert server["user_options"]["profile"] == f"cms · CPU only on {node} · base"
+    await user.spawner.stop()
+
+
+def public_host_url(app: Any) -> str:
+    from jupyterhub.tests.utils import public_host
+
+    return str(public_host(app))
