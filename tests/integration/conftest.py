@@ -49,7 +49,7 @@ async def hub(hub_app: Any, kube_env: Path, tmp_path: Path) -> AsyncIterator[Any
     await stop_shared_inventories()
 
 
-# -- the browser tests (test_e2e_*.py): one local platform and one Chromium for all of them ---
+# -- the browser tests (test_e2e_*.py): one local platform for all of them -----------------
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +59,10 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module: Playwright's sync API keeps an event loop running while it is
+    open, and the asyncio tests of later modules need the thread's loop free."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: run scripts/setup (Debian package chromium)")
     with sync_playwright() as playwright:
