@@ -54,7 +54,7 @@ from aiinfn_hub.kube.informer import ClusterView, Informer
 from aiinfn_hub.kube.lean import lean_node, lean_pod
 from aiinfn_hub.kubemodel.pod_resources import resource_view
 from aiinfn_hub.platform.entitlements import UserContext
-from aiinfn_hub.spawner.spawner import render_form
+from aiinfn_hub.spawner.form_render import render_form
 
 JSON = dict[str, Any]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -13,6 +13,7 @@ from aiinfn_hub.config import PlatformConfig, load_platform_config
 from aiinfn_hub.inventory.availability import ModelAvailability, ServerAvailability
 from aiinfn_hub.platform import entitlements as policy
 from aiinfn_hub.platform.entitlements import UserContext
+from aiinfn_hub.spawner.form_render import render_form
 from aiinfn_hub.spawner.form_view import KIND_HINTS, memory_label
 from aiinfn_hub.spawner.options import (
     FIELDS,
@@ -22,7 +23,6 @@ from aiinfn_hub.spawner.options import (
     validate_options,
 )
 from aiinfn_hub.spawner.pod_settings import RESTRICTED_CONTAINER_SECURITY, pod_settings
-from aiinfn_hub.spawner.spawner import render_form
 
 CONFIG = load_platform_config(Path(__file__).resolve().parent.parent / "examples" / "platform.yaml")
 NOBODY = UserContext("nobody", frozenset())
@@ -499,3 +499,56 @@ def test_a_notebook_may_take_units_that_only_batch_jobs_hold() -> None:
     html = render_form(CONFIG, ML, models, {})
     assert "0 of 4 free, 2 more held by batch jobs — yours if you start" in html
     assert "server-b (0/2, 2 from batch jobs)" in html
+
+
+def test_server_names_are_escaped_in_the_counts_and_the_pinned_server_options() -> None:
+    odd = 'node<1>&"x"'
+    models = [
+        ModelAvailability(
+            m.name,
+            m.description,
+            m.kind,
+            m.memory_gib,
+            m.total,
+            m.free,
+            (*m.servers, ServerAvailability(odd, 2, 1, 1)),
+            batch=1,
+        )
+        for m in _availability()
+    ]
+    html = render_form(CONFIG, ML, models, {})
+    assert odd not in html
+    form = _soup(html)
+    label = form.find(id="accelerator-t4").parent.find(class_="aiinfn-servers").get_text()
+    assert label.endswith(f"server-b (1/2), {odd} (1/2, 1 from batch jobs)")
+    options = [o["value"] for o in form.find(id="server").find_all("option")]
+    assert options == ["", odd, "server-a", "server-b"]
+    # a pinned server with such a name is pre-selected like any other
+    previous = {"image": "cuda-ml", "accelerator": "t4", "server": odd}
+    form = _soup(render_form(CONFIG, ML, models, previous))
+    assert form.find(id="server").find("option", selected=True)["value"] == odd
+
+
+def test_a_new_configuration_changes_the_form_at_once() -> None:
+    """What a user may choose is kept per configuration: a new version is read afresh."""
+    before = _soup(render_form(CONFIG, ML, _availability(), {}))
+    assert [o["value"] for o in before.find(id="cpu").find_all("option")] == [
+        "1",
+        "2",
+        "4",
+        "8",
+        "16",
+    ]
+    narrower = CONFIG.model_copy(
+        update={"resources": CONFIG.resources.model_copy(update={"cpu_choices": [1.0, 2.0]})}
+    )
+    after = _soup(render_form(narrower, ML, _availability(), {}))
+    assert [o["value"] for o in after.find(id="cpu").find_all("option")] == ["1", "2"]
+    again = _soup(render_form(CONFIG, ML, _availability(), {}))
+    assert [o["value"] for o in again.find(id="cpu").find_all("option")] == [
+        "1",
+        "2",
+        "4",
+        "8",
+        "16",
+    ]

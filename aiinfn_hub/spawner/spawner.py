@@ -12,7 +12,6 @@ import copy
 import re
 from typing import Any
 
-import jinja2
 from jupyterhub.handlers.pages import SpawnHandler
 from kubernetes_asyncio import client
 from kubespawner import KubeSpawner
@@ -33,27 +32,14 @@ from ..platform.storage.buckets import SIDECAR as BUCKET_SIDECAR
 from ..platform.storage.nfs import INIT_CONTAINER as STORAGE_INIT
 from ..platform.storage.plan import TRAITS as STORAGE_TRAITS
 from ..platform.vocabulary import NO_ACCELERATOR
-from .form_view import (
-    KIND_HINTS,
-    KIND_NAMES,
-    TIMES,
-    default_image_for,
-    images_for,
-    memory_label,
-    needs_cuda,
-    profile_line,
-    short_model_name,
-)
+from .form_render import render_form
+from .form_view import TIMES, profile_line, short_model_name
 from .options import DERIVED, OptionsError, ServerChoice, form_to_options, validate_options
 from .pod_settings import pod_settings
 from .progress_steps import StartContext, StepTracker
 from .token_secret import token_secret_manifest, token_secret_name
 from .user_ids import user_number
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("aiinfn_hub", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-)
 # the value of each notebook PriorityClass, with the loop time it was read at
 _priority_values: dict[str, tuple[float, int | None]] = {}
 PRIORITY_CLASS_TTL = 60.0
@@ -153,6 +139,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
     _storage_base: dict[str, Any] | None = None  # the hub configuration's own storage traits
     _pod_uid: str | None = None  # the UID of the pod this spawner started
     storage_plan: StoragePlan | None = None  # what the last start mounts
+    _slug_cache: tuple[tuple[str, str], dict[str, str]] | None = None
 
     # -- names -----------------------------------------------------------------------------
     def _expand_user_properties(self, template: str, slug_scheme: str | None = None) -> str:
@@ -162,16 +149,30 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         another user's pod name (and the hub would replace that user's pod). Ours cannot
         collide (see :mod:`aiinfn_hub.platform.names`); clean names (``alice``) are unchanged.
         """
+        if "{" not in template and "}" not in template:
+            # nothing to expand: kubespawner's ``format`` would return it as it is, after
+            # building every name (most of a manifest's strings; ours add a hundred)
+            return template
         if (slug_scheme or self.slug_scheme) == "safe":
-            names = {
-                "username": user_slug(self.user.name),
-                "user_server": user_server_slug(self.user.name, self.name or ""),
-            }
-            names["safe_username"], names["safe_user_server"] = names.values()
+            names = self._slug_names()
             # only real fields: ``{{username}}`` is an escaped literal and stays one
             template = _TEMPLATE_FIELD.sub(lambda m: names[m.group(1)], template)
         expanded: str = super()._expand_user_properties(template, slug_scheme)
         return expanded
+
+    def _slug_names(self) -> dict[str, str]:
+        """Our names for the template fields, computed once per user and server name (a pod
+        manifest expands a hundred templates)."""
+        key = (self.user.name, self.name or "")
+        cached = self._slug_cache
+        if cached is None or cached[0] != key:
+            names = {
+                "username": user_slug(key[0]),
+                "user_server": user_server_slug(*key),
+            }
+            names["safe_username"], names["safe_user_server"] = names.values()
+            cached = self._slug_cache = (key, names)
+        return cached[1]
 
     # -- context ---------------------------------------------------------------------------
     @property
@@ -664,87 +665,6 @@ def parse_bucket_report(log: str) -> list[tuple[str, str | None]]:
             bucket, _, why = line[len("aiinfn-bucket: FAILED ") :].partition(": ")
             reports.append((bucket, why or "unknown error"))
     return reports
-
-
-def render_form(
-    config: PlatformConfig,
-    user: UserContext,
-    models: list[ModelAvailability],
-    previous: dict[str, Any],
-    error: OptionsError | None = None,
-) -> str:
-    """The spawn form's HTML, pre-filled with ``previous`` (the last choice that started) where
-    it is still offered, and showing ``error`` next to its field."""
-    images = entitlements.allowed_images(config, user)
-    catalogue = {a.name: a for a in entitlements.allowed_accelerators(config, user)}
-    # a model is offered only with an image that can use it: a choice offered can start
-    offered = [m for m in models if m.name in catalogue and images_for(images, catalogue[m.name])]
-    free_now = {m.name for m in offered if m.for_notebooks > 0}
-    accelerator = previous.get("accelerator")
-    if accelerator not in free_now:
-        accelerator = NO_ACCELERATOR
-    model = catalogue.get(str(accelerator))
-    usable = images_for(images, model)
-    image = previous.get("image")
-    if image not in {i.name for i in usable}:
-        image = (default_image_for(config, images, model) or images[0]).name
-    cpus = entitlements.allowed_cpus(config, user)
-    cpu = _as_float(previous.get("cpu"))
-    memories = entitlements.allowed_memory(config, user)
-    memory = previous.get("memory")
-    caps = {name: entitlements.max_units(config, user, a) for name, a in catalogue.items()}
-    count = int(_as_float(previous.get("count")) or 1)
-    live = next((m for m in offered if m.name == accelerator), None)
-    server = previous.get("server") or ""
-    if live is None or server not in {s.node for s in live.servers}:
-        server = ""
-    scratch = config.storage.scratch
-    size = previous.get("scratch")
-    selected = {
-        "image": image,
-        "cpu": cpu if cpu in cpus else entitlements.default_cpu(config, user),
-        "memory": memory if memory in memories else entitlements.default_memory(config, user),
-        "accelerator": accelerator,
-        "count": count if model is not None and 1 <= count <= caps[model.name] else 1,
-        "server": server,
-        "scratch": size
-        if scratch and size in scratch.size_choices
-        else (scratch.default() if scratch else None),
-    }
-    kinds: dict[str, list[ModelAvailability]] = {}
-    for m in offered:
-        kinds.setdefault(m.kind, []).append(m)
-    nodes = sorted({s.node for m in offered for s in m.servers})
-    default_gpu = next((i for i in images if i.gpu), None)
-    return _TEMPLATES.get_template("spawn_form.html").render(
-        images=images,
-        default_image=(default_image_for(config, images, None) or images[0]).name,
-        default_cuda_image=(default_gpu or images[0]).name,
-        cpus=cpus,
-        memories=[(m, memory_label(m)) for m in memories],
-        kinds=kinds,
-        kind_hints=KIND_HINTS,
-        kind_names=KIND_NAMES,
-        needs_cuda={name: needs_cuda(a) for name, a in catalogue.items()},
-        caps=caps,
-        max_count=max(caps.values(), default=1) or 1,
-        servers=[
-            (n, " ".join(m.name for m in offered if n in {s.node for s in m.servers}))
-            for n in nodes
-        ],
-        scratch=scratch,
-        size_label=memory_label,
-        selected=selected,
-        error=error,
-    )
-
-
-def _as_float(value: Any) -> float | None:
-    """A stored number (float, int or the string a form posted), None when it is none."""
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _refusal(exc: OptionsError) -> web.HTTPError:

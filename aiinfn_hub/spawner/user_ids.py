@@ -14,13 +14,17 @@ home owned by another id then stops the start with a message for the administrat
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, Unicode, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 TABLE = "aiinfn_user_ids"
+# the engines (or connections) whose database has the table: checked once each
+_tables_made: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class _Base(DeclarativeBase):
@@ -43,7 +47,10 @@ def user_number(db: Session, username: str) -> int:
     The hub runs in one process and this does no await, so two starts cannot interleave here;
     the unique constraint still guards the table if anything else writes it.
     """
-    _Base.metadata.create_all(db.get_bind(), checkfirst=True)
+    bind = db.get_bind()
+    if bind not in _tables_made:  # once per database: the table is never dropped
+        _Base.metadata.create_all(bind, checkfirst=True)
+        _tables_made.add(bind)
     for _ in range(5):
         row = db.get(UserNumber, username)
         if row is not None:

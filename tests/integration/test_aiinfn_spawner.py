@@ -242,3 +242,19 @@ def public_host_url(app: Any) -> str:
     from jupyterhub.tests.utils import public_host
 
     return str(public_host(app))
+
+
+async def test_templates_expand_to_injective_names_and_plain_text_stays(hub: Any) -> None:
+    from aiinfn_hub.platform.names import user_slug
+
+    user = add_user(hub, "dot.user", "cms")
+    spawner = user.spawner
+    slug = user_slug("dot.user")
+    assert slug.startswith("dot-user---")  # not a clean DNS label: a prefix and a hash
+    expand = spawner._expand_user_properties
+    assert expand("jupyter-{username}") == f"jupyter-{slug}"
+    assert expand("{safe_user_server}/{unescaped_username}") == f"{slug}/dot.user"
+    assert expand("claim-{username}--{servername}") == f"claim-{slug}"
+    assert expand("{{username}} is literal") == "{username} is literal"
+    assert expand("/home/jovyan/work-") == "/home/jovyan/work-"  # no field: as it is
+    assert spawner.pod_name == f"jupyter-{slug}"
