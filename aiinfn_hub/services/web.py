@@ -11,14 +11,21 @@ an authenticating proxy); only a valid hub token exempts a request. The service'
 
 Errors: a handler raises :class:`~.errors.ServiceError`; JSON handlers answer
 ``{"error", "message"}`` with its status, as they do tornado's own errors (404, 405, XSRF).
+
+The hub is asked who a token is at most once per token every ``ServiceAuth.cache_max_age``
+seconds (60 by default: a token revoked on the hub keeps working here for at most that long),
+concurrent requests with the same unknown token share one lookup, and asking never blocks the
+service's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +34,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import default
+from traitlets import Integer, default
 
 from .caller import Caller
 from .errors import ServiceError
@@ -44,7 +51,58 @@ log = logging.getLogger("aiinfn_hub.services")
 
 class ServiceAuth(HubOAuth):  # type: ignore[misc]
     """HubOAuth whose cookies are at least ``SameSite=Lax`` (others' pages cannot send them
-    with a cross-site POST), whatever ``$JUPYTERHUB_COOKIE_OPTIONS`` says."""
+    with a cross-site POST), whatever ``$JUPYTERHUB_COOKIE_OPTIONS`` says; whose answers about
+    a token are kept ``cache_max_age`` seconds; and whose concurrent lookups of one token are
+    one request to the hub."""
+
+    cache_max_age = Integer(
+        60,
+        help="""How long (seconds) the hub's answer about a token or OAuth session is kept:
+        requests with that token within this time do not ask the hub again.
+
+        It bounds how long a token revoked on the hub (or a user removed from a group) still
+        works at the service. Default: 60 (JupyterHub's own HubAuth default is 300); 0 keeps
+        answers forever, which is never wanted here.""",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # lookups in flight, by session and token digest: later callers await the first's
+        self._lookups: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    def user_for_token(
+        self, token: str, use_cache: bool = True, session_id: str = "", *, sync: bool = True
+    ) -> Any:
+        """HubAuth's lookup; asynchronous cached lookups of one token in flight at the same
+        time share one request to the hub (a burst of requests with a new token would
+        otherwise each miss the cache and ask)."""
+        if sync or not use_cache:
+            return super().user_for_token(token, use_cache, session_id, sync=sync)
+        return self._shared_lookup(token, session_id)
+
+    async def _shared_lookup(self, token: str, session_id: str) -> Any:
+        key = (session_id, hashlib.sha256(token.encode("utf8", "replace")).hexdigest())
+        pending = self._lookups.get(key)
+        if pending is None:
+            lookup: Awaitable[Any] = super().user_for_token(token, True, session_id, sync=False)
+            pending = asyncio.ensure_future(lookup)
+            self._lookups[key] = pending
+            pending.add_done_callback(lambda done: self._forget(key, done))
+        # one waiter cancelled (its client went away) must not cancel the others' lookup
+        return await asyncio.shield(pending)
+
+    def _forget(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
+        self._lookups.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiters got it (or all went away)
+
+    def get_user(self, handler: Any, *, sync: bool = True) -> Any:
+        """HubAuth's, except that a :class:`ServiceHandler` already identified (in its
+        ``prepare``, without blocking) is answered at once: ``HubOAuthenticated`` asks
+        synchronously, which runs the lookup on a thread and blocks the event loop."""
+        if sync and isinstance(handler, ServiceHandler) and handler.identified:
+            return handler.hub_user
+        return super().get_user(handler, sync=sync)
 
     @default("cookie_options")
     def _lax_cookie_options(self) -> dict[str, Any]:
@@ -80,6 +138,8 @@ class ServiceHandler(Authenticated, web.RequestHandler):
     status."""
 
     _caller_known = False
+    identified = False  # the hub was asked (``prepare``)
+    hub_user: Mapping[str, Any] | None = None  # its answer
 
     @property
     def service_prefix(self) -> str:
@@ -94,9 +154,13 @@ class ServiceHandler(Authenticated, web.RequestHandler):
             return
         super().check_xsrf_cookie()
 
-    def prepare(self) -> None:
-        """The XSRF check for changes (subclasses overriding this must call it first)."""
-        _ = self.current_user  # a token first (then exempt from XSRF), else the cookie
+    async def prepare(self) -> None:
+        """Who is calling (asked without blocking the loop), then the XSRF check for changes
+        (subclasses overriding this must await it first)."""
+        # a token first (then exempt from XSRF), else the cookie
+        self.hub_user = await self.hub_auth.get_user(self, sync=False)
+        self.identified = True
+        _ = self.current_user  # HubOAuthenticated's checks of the answer (access scopes)
         self._caller_known = True
         if self.request.method not in SAFE_METHODS:
             self.check_xsrf_cookie()
@@ -157,8 +221,8 @@ class JsonHandler(ServiceHandler):
 class NotFoundHandler(JsonHandler):
     """Any other path under the API: a JSON 404 (after the XSRF check, as every handler)."""
 
-    def prepare(self) -> None:
-        super().prepare()
+    async def prepare(self) -> None:
+        await super().prepare()
         raise web.HTTPError(404, "no such API path")
 
 
