@@ -1,4 +1,5 @@
-"""The ``aiinfn-hub`` command: check a platform configuration, render its Kueue objects.
+"""The ``aiinfn-hub`` command: check a platform configuration, render its Kueue objects, make
+the configuration reference (``docs/configuration.md``).
 
 Production only: nothing here imports :mod:`aiinfn_hub.dev` (the local platform and the
 Kubernetes API emulator are the ``aiinfn-dev`` command of :mod:`aiinfn_hub.dev.cli`)."""
@@ -38,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
         "as Kueue would, and print them as one YAML stream for kubectl apply -f -.",
     )
     kueue.add_argument("file", help="the platform configuration YAML file")
+
+    docs = sub.add_parser(
+        "docs-config",
+        help="print the configuration reference (Markdown); write or check docs/configuration.md",
+        description="Make the configuration reference from the code: every key of the platform "
+        "configuration (type, default, description) and every setting of our JupyterHub "
+        "classes (type, default, help). Without an option, print it. --check exits 1 when the "
+        "file differs from what the code gives (the file is out of date).",
+    )
+    mode = docs.add_mutually_exclusive_group()
+    mode.add_argument("--write", metavar="FILE", help="write the reference to FILE")
+    mode.add_argument("--check", metavar="FILE", help="exit 1 unless FILE is up to date")
     return parser
 
 
@@ -60,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_config_command(args.file)
     if args.command == "render-kueue":
         return _render_kueue(Path(args.file))
+    if args.command == "docs-config":
+        return _docs_config(args.write, args.check)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 
@@ -82,6 +97,31 @@ def _render_kueue(path: Path) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 0
+
+
+def _docs_config(write: str | None, check: str | None) -> int:
+    from .config_docs import configuration_reference, write_command
+
+    if write is not None:
+        Path(write).write_text(configuration_reference(), encoding="utf-8")
+        return 0
+    if check is None:
+        sys.stdout.write(configuration_reference())
+        return 0
+    path = Path(check)
+    try:
+        current = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"aiinfn-hub docs-config: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if current != configuration_reference():
+        print(
+            f"aiinfn-hub docs-config: {path} is out of date with the code; make it again "
+            f"with: {write_command(str(path))}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

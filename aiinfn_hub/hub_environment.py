@@ -15,7 +15,8 @@ loading the platform configuration, which stops the hub with the path of a bad k
 | ``AIINFN_PUBLIC_URL`` | the hub's public URL, e.g. ``https://hub.example.org`` (OAuth callback) |
 | ``AIINFN_STORAGE_AUDIENCE`` | audience of the storage token exchange (empty: none) |
 | ``AIINFN_BUNSHIN_URL`` | where the Bunshin service listens (default ``http://127.0.0.1:10101``) |
-| ``AIINFN_BUNSHIN_MANAGED`` | ``1``: the hub runs the service itself (local platform) |
+| ``AIINFN_BUNSHIN_MANAGED`` | ``1``: the hub runs the service itself (local platform, hub pod) |
+| ``AIINFN_SERVICE_BIND_HOST`` | the service's listening address, if not its URL's host (hub pod) |
 | ``AIINFN_STATE_DIR`` | folder of the hub's database and cookie secret (local platform) |
 | ``AIINFN_HUB_PORT`` | port of the proxy (local platform, default 8000) |
 | ``AIINFN_HUB_API_PORT``, ``AIINFN_PROXY_API_PORT`` | the hub's and the proxy's own ports (local) |
@@ -78,7 +79,8 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
 
     managed = env.get("AIINFN_BUNSHIN_MANAGED") == "1"
     bunshin_url = env.get("AIINFN_BUNSHIN_URL", "http://127.0.0.1:10101")
-    service_env = {k: env[k] for k in ("KUBECONFIG", "PATH", "POD_NAMESPACE") if k in env}
+    passed = ("KUBECONFIG", "PATH", "POD_NAMESPACE", "AIINFN_SERVICE_BIND_HOST")
+    service_env = {k: env[k] for k in passed if k in env}
     # the service refuses to run jobs in the servers' namespace: it must know which it is
     service_env["AIINFN_NAMESPACE"] = env.get("AIINFN_NAMESPACE", "jupyterhub")
     configure_bunshin(

@@ -41,7 +41,7 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("args", [(), ("check-config", str(EXAMPLE))])
+@pytest.mark.parametrize("args", [(), ("check-config", str(EXAMPLE)), ("docs-config",)])
 def test_the_production_cli_loads_no_dev_module(args: tuple[str, ...]) -> None:
     done = run(sys.executable, "-c", LOADED_DEV_MODULES, *args)
     assert done.returncode == 0, done.stderr
@@ -77,6 +77,7 @@ def test_the_production_help_lists_only_production_commands() -> None:
     done = run(console_script("aiinfn-hub"), "--help")
     assert done.returncode == 0, done.stderr
     assert "check-config" in done.stdout and "render-kueue" in done.stdout
+    assert "docs-config" in done.stdout
     assert "emulator" not in done.stdout and " dev " not in done.stdout
 
 

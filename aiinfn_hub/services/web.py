@@ -266,10 +266,14 @@ def serve_http(app: web.Application, host: str, port: int, max_body_size: int) -
 
 
 def bind_address(env: Mapping[str, str] | None = None) -> tuple[str, int]:
-    """Host and port from ``$JUPYTERHUB_SERVICE_URL`` (set by the hub for its services)."""
+    """Host and port from ``$JUPYTERHUB_SERVICE_URL`` (set by the hub for its services); the
+    host from ``$AIINFN_SERVICE_BIND_HOST`` when set: in the hub's pod the URL names the hub's
+    Kubernetes Service (e.g. ``http://hub:10101``), an address the pod cannot bind, so the
+    service listens on the pod's own (``0.0.0.0``) and the Service routes to it."""
     env = os.environ if env is None else env
     url = urlparse(env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-    return url.hostname or "127.0.0.1", url.port or 80
+    host = env.get("AIINFN_SERVICE_BIND_HOST") or url.hostname or "127.0.0.1"
+    return host, url.port or 80
 
 
 def service_prefix(env: Mapping[str, str] | None = None, name: str = "") -> str:
