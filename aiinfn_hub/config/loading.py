@@ -96,7 +96,7 @@ def load_platform_config(source: str | Path) -> PlatformConfig:
 
 
 def validate_platform_config(data: object, source: str = "") -> PlatformConfig:
-    """Validate already-parsed data (e.g. the ``custom.aiinfn`` Helm values the hub reads).
+    """Validate already-parsed data (e.g. a document taken from rendered Helm values).
 
     Keys must be camelCase as in the YAML; snake_case is for Python code building the model
     directly. ``source`` names the origin in the error message.

@@ -330,7 +330,7 @@ class Project(ConfigSection):
 
 
 class PlatformConfig(ConfigSection):
-    """The whole platform configuration: the ``custom.aiinfn`` mapping of the Helm values.
+    """The whole platform configuration: one YAML file (in the Helm values, ``hub.extraFiles``).
 
     A new section is one :class:`ConfigSection` subclass and one field here with a
     ``default_factory``; checks that refer to other sections go in :meth:`_cross_references`.
