@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import ARGS, ARTIFACTS, CHROMIUM
+from browser_helpers import ARGS, CHROMIUM, fresh_page
 from dev_helpers import Dev, started_dev
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -75,12 +75,5 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (no cookies) and page; a screenshot of its last state is saved
     as ``test-artifacts/e2e/<test name>.png``."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(60_000)
-    try:
+    with fresh_page(browser, request.node.name) as opened:
         yield opened
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        context.close()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_helpers import ARTIFACTS, sign_in
+from browser_helpers import fresh_page, sign_in
 from dev_helpers import Dev
 from iam_platform import wait_for
 from playwright.sync_api import Browser, Page, Response, expect
@@ -85,15 +85,8 @@ def free_count(page: Page, model: str) -> int:
 @pytest.fixture
 def second(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A second person's browser (its own cookies), screenshot as ``<test>-second.png``."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(60_000)
-    try:
+    with fresh_page(browser, f"{request.node.name}-second") as opened:
         yield opened
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}-second.png"), full_page=True)
-        context.close()
 
 
 def test_login_through_the_provider_pages_greets_the_user(page: Page, dev: Dev) -> None:
