@@ -14,10 +14,12 @@ import pkgutil
 import subprocess
 import sys
 import types
+from collections.abc import Callable as Function
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import pytest
 from pydantic import AfterValidator, Field
 from pydantic.fields import FieldInfo
 from traitlets import Bool, Callable, Instance, List, Set, Unicode, default
@@ -25,6 +27,7 @@ from traitlets.config import Configurable
 
 import aiinfn_hub
 from aiinfn_hub.auth.authenticator import IAMAuthenticator
+from aiinfn_hub.cli import main
 from aiinfn_hub.config import ConfigSection
 from aiinfn_hub.config.values import check_label_key, check_slug
 from aiinfn_hub.config_docs import (
@@ -48,11 +51,32 @@ BIN = Path(sys.executable).parent  # .venv/bin: the console scripts
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as an operator runs it (a new process: a few seconds)."""
     script = BIN / "aiinfn-hub"
     assert script.is_file(), f"{script} is missing: run scripts/setup (or pip install -e .)"
     return subprocess.run(
         [str(script), *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
     )
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Function[..., subprocess.CompletedProcess[str]]:
+    """The command's own entry point in this process (``aiinfn_hub.cli.main``): the same
+    answers as the console script without starting Python again."""
+
+    def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
 
 
 # -- the committed file ---------------------------------------------------------------------
@@ -70,31 +94,37 @@ def test_check_passes_on_the_committed_file() -> None:
     assert done.stdout == ""
 
 
-def test_check_fails_on_a_stale_file_and_says_how_to_remake_it(tmp_path: Path) -> None:
+def test_check_fails_on_a_stale_file_and_says_how_to_remake_it(
+    tmp_path: Path, cli: Function[..., subprocess.CompletedProcess[str]]
+) -> None:
     stale = tmp_path / "configuration.md"
     stale.write_text(
         configuration_reference().replace("Seconds to wait", "Minutes to wait", 1),
         encoding="utf-8",
     )
-    done = run_cli("docs-config", "--check", str(stale))
+    done = cli("docs-config", "--check", str(stale))
     assert done.returncode == 1
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
     assert "out of date" in line and write_command(str(stale)) in line
 
 
-def test_check_fails_on_a_missing_file(tmp_path: Path) -> None:
-    done = run_cli("docs-config", "--check", str(tmp_path / "nowhere.md"))
+def test_check_fails_on_a_missing_file(
+    tmp_path: Path, cli: Function[..., subprocess.CompletedProcess[str]]
+) -> None:
+    done = cli("docs-config", "--check", str(tmp_path / "nowhere.md"))
     assert done.returncode == 1
     assert "cannot read" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_write_makes_a_file_that_check_accepts_and_print_gives_the_same(tmp_path: Path) -> None:
+def test_write_makes_a_file_that_check_accepts_and_print_gives_the_same(
+    tmp_path: Path, cli: Function[..., subprocess.CompletedProcess[str]]
+) -> None:
     target = tmp_path / "configuration.md"
-    assert run_cli("docs-config", "--write", str(target)).returncode == 0
+    assert cli("docs-config", "--write", str(target)).returncode == 0
     assert target.read_text(encoding="utf-8") == configuration_reference()
-    assert run_cli("docs-config", "--check", str(target)).returncode == 0
-    printed = run_cli("docs-config", cwd=tmp_path)
+    assert cli("docs-config", "--check", str(target)).returncode == 0
+    printed = cli("docs-config", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout == configuration_reference()
 
