@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .config.dotted import dotted_items
 from .hub_environment import ConfigurationError, configure_from_environment
 
 # custom.aiinfn key (dotted) -> variable of aiinfn_hub.hub_environment
@@ -48,17 +49,6 @@ OWN_KEYS = frozenset({"cryptKeyFile"})
 PASSED_THROUGH = ("KUBECONFIG", "PATH", "POD_NAMESPACE")
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
-
-
 def environment_from_values(
     aiinfn: Mapping[str, Any], pod_env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -70,7 +60,7 @@ def environment_from_values(
     """
     pod_env = os.environ if pod_env is None else pod_env
     env = {k: pod_env[k] for k in PASSED_THROUGH if k in pod_env}
-    for key, value in _flatten(aiinfn).items():
+    for key, value in dotted_items(aiinfn).items():
         if key in OWN_KEYS:
             continue
         if key not in SETTINGS:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import PlatformConfig
+from ..config.dotted import dotted_items
 from ..platform.vocabulary import MANAGER_HUB
 
 MANAGED_BY = MANAGER_HUB  # the group property saying the hub keeps the group in sync
@@ -33,16 +34,9 @@ def project_group_properties(config: PlatformConfig) -> dict[str, dict[str, str]
     return groups
 
 
-def flat_properties(value: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+def flat_properties(value: Mapping[str, Any]) -> dict[str, str]:
     """Nested settings as ``{"dotted.key": "text"}``, the shape the admin panel displays."""
-    flat: dict[str, str] = {}
-    for key, item in value.items():
-        path = f"{prefix}{key}"
-        if isinstance(item, Mapping):
-            flat.update(flat_properties(item, f"{path}."))
-        else:
-            flat[path] = _text(item)
-    return flat
+    return {path: _text(item) for path, item in dotted_items(value).items()}
 
 
 def _text(value: Any) -> str:

@@ -278,10 +278,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         """After a refusal or a failed start, keep the last choice that started as the stored
         options: JupyterHub stores what was submitted, pre-fills nothing from it here, and
         reuses it for a REST start with an empty body, which must not repeat the failure."""
-        self.user_options = dict(self._last_started)
-        orm_spawner = getattr(self, "orm_spawner", None)
-        if orm_spawner is not None:
-            orm_spawner.user_options = dict(self._last_started)
+        self._store_options(self._last_started)
 
     def _record_started(self) -> None:
         """Store the choice that started, with its profile line naming the node it runs on."""
@@ -290,8 +287,12 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             return
         node = ((self._own_pod() or {}).get("spec") or {}).get("nodeName") or choice.server
         options = self._options_with_profile(choice, node)
-        self.user_options = options
         self._last_started = dict(options)
+        self._store_options(options)
+
+    def _store_options(self, options: dict[str, Any]) -> None:
+        """``options`` as this spawner's and the hub database's ``user_options`` (copies)."""
+        self.user_options = dict(options)
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is not None:
             orm_spawner.user_options = dict(options)

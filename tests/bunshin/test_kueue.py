@@ -14,6 +14,7 @@ import yaml
 
 from aiinfn_hub.bunshin.kueue import check_kueue, kueue_objects
 from aiinfn_hub.config import load_platform_config
+from aiinfn_hub.dev.emulator.resources import collection_path
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,12 +88,12 @@ def test_the_emulated_api_server_accepts_every_object(example_cluster: Any, tmp_
         for obj in kueue_objects(CONFIG):
             if obj["kind"] == "PriorityClass":
                 continue  # the example cluster defines it already
-            group, version = obj["apiVersion"].split("/")
-            plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("ss") else "s")
-            namespace = obj["metadata"].get("namespace")
-            scope = f"/namespaces/{namespace}" if namespace else ""
+            path = collection_path(obj)
+            assert path is not None, (
+                f"the emulator does not serve {obj['apiVersion']} {obj['kind']}"
+            )
             response = requests.post(
-                f"{emulator.url}/apis/{group}/{version}{scope}/{plural}",
+                f"{emulator.url}{path}",
                 json=obj,
                 headers=emulator.auth_headers,
                 verify=emulator.ca_file,

@@ -23,7 +23,7 @@ from test_helm_values import rendered
 
 from aiinfn_hub.config import load_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
-from aiinfn_hub.dev.emulator.resources import resource_type
+from aiinfn_hub.dev.emulator.resources import collection_path
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,16 +196,12 @@ def test_the_emulated_api_server_accepts_the_kinds_it_serves(tmp_path: Path) -> 
     skipped = set()
     with Emulator(cluster, state_dir=tmp_path) as emulator:
         for obj in every_object():
-            group, _, version = obj["apiVersion"].rpartition("/")
-            plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("ss") else "s")
-            if resource_type(group, plural) is None:
+            path = collection_path(obj)
+            if path is None:
                 skipped.add(obj["kind"])
                 continue
-            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            namespace = obj["metadata"].get("namespace")
-            scope = f"/namespaces/{namespace}" if namespace else ""
             response = requests.post(
-                f"{emulator.url}{prefix}{scope}/{plural}",
+                f"{emulator.url}{path}",
                 json=obj,
                 headers=emulator.auth_headers,
                 verify=emulator.ca_file,

@@ -6,7 +6,9 @@ kind is one entry here (custom resources such as Kueue's are stored generically)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -289,3 +291,19 @@ PVCS = _BY_KEY[("", "persistentvolumeclaims")]
 SERVICEACCOUNTS = _BY_KEY[("", "serviceaccounts")]
 JOBS = _BY_KEY[("batch", "jobs")]
 PRIORITYCLASSES = _BY_KEY[("scheduling.k8s.io", "priorityclasses")]
+
+
+def collection_path(manifest: Mapping[str, Any]) -> str | None:
+    """Where ``manifest`` is created (``POST``), as ``kubectl apply`` finds it, e.g.
+    ``/apis/batch/v1/namespaces/ml/jobs``; None for a kind the emulator does not serve."""
+    group, _, version = str(manifest.get("apiVersion", "")).rpartition("/")
+    try:
+        rt = by_kind(str(manifest.get("kind", "")))
+    except KeyError:
+        return None
+    if rt.group != group or version not in rt.versions:
+        return None
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    namespace = (manifest.get("metadata") or {}).get("namespace")
+    scope = f"/namespaces/{namespace}" if rt.namespaced and namespace else ""
+    return f"{prefix}{scope}/{rt.plural}"
