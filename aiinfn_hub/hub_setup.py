@@ -20,6 +20,10 @@ def configure_hub(c: Any, platform_config_file: str, *, iam: bool = True) -> Non
     from .spawner.handlers import extra_handlers
 
     c.JupyterHub.spawner_class = "aiinfn"
+    # a hub restart (every `helm upgrade`, every node drain) must not stop the users' servers:
+    # the restarted hub finds them again from its database and the pods. The local platform
+    # ends its servers on Ctrl-C by stopping its emulated cluster.
+    c.JupyterHub.cleanup_servers = False
     c.AIInfnSpawner.platform_config_file = platform_config_file
     c.IAMAuthenticator.platform_config_file = platform_config_file
     if iam:

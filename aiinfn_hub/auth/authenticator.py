@@ -247,6 +247,14 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         many seconds. Renewal happens when the hub refreshes the user (see `auth_refresh_age`)
         and, for users with running servers, at every spawner poll.""",
     )
+    provider_retry_interval = Float(
+        15.0,
+        config=True,
+        help="""After the provider failed to answer a token renewal (unreachable, timed out, a
+        5xx), wait this many seconds before asking it again. Meanwhile users keep their
+        sessions, even with expired tokens (an IAM outage alone logs nobody out) and pages do
+        not wait on a provider that is down; renewals resume on their own once it is back.""",
+    )
     end_session_logout = Bool(
         True,
         config=True,
@@ -393,6 +401,8 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         # user -> fingerprint of the refresh token the provider refused
         self._refused: dict[str, str] = {}
+        # until when (monotonic) renewals are not tried: the provider just failed to answer
+        self._provider_down_until = 0.0
         self._project_groups: dict[str, dict[str, Any]] | None = None
         self._bindings_table_checked = False  # created in the hub database at first use
         if _in_a_hub(self.parent):
@@ -780,6 +790,8 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
                 return not tokens.is_expired(state)
             if self._refused.get(user.name) == tokens.fingerprint(refresh_token):
                 return False  # refused before: do not ask the provider again until a new login
+            if time.monotonic() < self._provider_down_until:
+                return True  # it failed moments ago: keep the session, ask again later
             try:
                 token_info = await self._token_request(
                     tokens.refresh_params(refresh_token), f"token refresh of {user.name}"
@@ -788,8 +800,15 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
                 self.log.info("Refresh refused for %s: they must sign in again", user.name)
                 self._refused[user.name] = tokens.fingerprint(refresh_token)
                 return False
-            except web.HTTPError:  # provider unavailable
-                return not tokens.is_expired(state)
+            except web.HTTPError:  # provider unavailable: an outage alone logs nobody out
+                self._provider_down_until = time.monotonic() + self.provider_retry_interval
+                self.log.warning(
+                    "IAM did not answer the renewal for %s: sessions are kept, renewals "
+                    "retried in %.0f s",
+                    user.name,
+                    self.provider_retry_interval,
+                )
+                return True
             token_info.setdefault("refresh_token", refresh_token)
             try:
                 auth_model = await self._token_to_auth_model(token_info)

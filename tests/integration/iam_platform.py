@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import sys
 import time
 import urllib.parse
@@ -137,6 +138,8 @@ class Hub:
     provider: LocalOIDCProvider
     seen_codes: list[str] = field(default_factory=list)
     seen_tokens: set[str] = field(default_factory=set)
+    # configurable-http-proxy in a process of its own, as z2jh runs it (None: the hub's child)
+    proxy: ManagedProcess | None = None
 
     @property
     def api(self) -> str:
@@ -194,8 +197,13 @@ def start_hub(
     wait: bool = True,
     platform: Path | None = None,
     extra_config: str = "",
+    external_proxy: bool = False,
 ) -> Hub:
-    """Write the config and start ``jupyterhub``; returns once the API answers (if ``wait``)."""
+    """Write the config and start ``jupyterhub``; returns once the API answers (if ``wait``).
+
+    ``external_proxy``: the proxy runs on its own and outlives the hub, as on a cluster
+    (z2jh's proxy pod), so a hub restart keeps the routes.
+    """
     state.mkdir(parents=True, exist_ok=True)
     secret_file = state / "client_secret"
     secret_file.write_text(client_secret + "\n")
@@ -221,10 +229,26 @@ def start_hub(
             poll_interval=poll_interval,
         )
         + extra_config
+        + ("\nc.ConfigurableHTTPProxy.should_start = False\n" if external_proxy else "")
     )
     env = dict(os.environ)
     env["KUBECONFIG"] = str(emulator.write_kubeconfig())
     env["CONFIGPROXY_AUTH_TOKEN"] = secrets.token_hex(16)
+    proxy = None
+    if external_proxy:
+        proxy = ManagedProcess(
+            "configurable-http-proxy",
+            [
+                str(node_bin("configurable-http-proxy")),
+                *("--ip", "127.0.0.1", "--port", str(proxy_port)),
+                *("--api-ip", "127.0.0.1", "--api-port", str(proxy_api_port)),
+                *("--default-target", f"http://127.0.0.1:{hub_port}"),
+                *("--error-target", f"http://127.0.0.1:{hub_port}/hub/error"),
+            ],
+            state / "proxy.log",
+            env={"PATH": env["PATH"], "CONFIGPROXY_AUTH_TOKEN": env["CONFIGPROXY_AUTH_TOKEN"]},
+        ).start()
+        proxy.wait_until(lambda: listening(proxy_api_port), 30, "listening")
     env.pop("JUPYTERHUB_CRYPT_KEY", None)
     if crypt_key:
         env["JUPYTERHUB_CRYPT_KEY"] = secrets.token_hex(32)
@@ -242,10 +266,60 @@ def start_hub(
         client_secret=client_secret,
         emulator=emulator,
         provider=provider,
+        proxy=proxy,
     )
     if wait:
         process.wait_until(lambda: answers(f"{hub.api}/"), 60, "serving its API")
     return hub
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on ``127.0.0.1:port`` now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def restart_hub(hub: Hub) -> None:
+    """SIGTERM the hub, as a node drain or ``helm upgrade`` does, and start it again with the
+    same configuration, database, crypt key and proxy token; returns once its API answers."""
+    hub.process.stop(grace=30)
+    hub.process.start()
+    hub.process.wait_until(lambda: answers(f"{hub.api}/"), 90, "serving its API again")
+
+
+def spawn(hub: Hub, user: str) -> None:
+    """Start ``user``'s default server through the API and wait until it is ready."""
+    response = hub.admin("POST", f"/users/{user}/server", json={})
+    assert response.status_code in (201, 202), response.text
+    wait_for(
+        lambda: hub.admin_get(f"/users/{user}")["servers"].get("", {}).get("ready"),
+        60,
+        f"{user}'s server",
+    )
+
+
+def stop(hub: Hub, user: str) -> None:
+    """Stop ``user``'s server through the API and wait until its pod is gone."""
+    hub.admin("DELETE", f"/users/{user}/server")
+    pod = f"jupyter-{user}"
+    wait_for(
+        lambda: all(p["metadata"]["name"] != pod for p in hub.emulator.objects("Pod", NAMESPACE)),
+        60,
+        f"{user}'s pod to go",
+    )
+
+
+def secret_in_step(hub: Hub, user: str) -> dict[str, Any] | None:
+    """The user's auth_state if the Secret holds its storage token at this moment, else None
+    (a renewal may land between the two reads: the caller waits for a consistent pair)."""
+    state = hub.auth_state(user)
+    storage = state.get("storage_token") or {}
+    if storage.get("access_token") and hub.token_secret(user) == storage["access_token"]:
+        return state
+    return None
 
 
 def platform_without_storage(folder: Path) -> Path:
@@ -447,5 +521,7 @@ def running_platform(
     finally:
         if running is not None:
             running.process.stop()
+            if running.proxy is not None:
+                running.proxy.stop()
         provider.stop()
         emulator.stop()

@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -26,8 +25,11 @@ from iam_platform import (
     free_ports,
     provider_settings,
     running_platform,
+    secret_in_step,
     sign_in,
+    spawn,
     start_hub,
+    stop,
     wait_for,
 )
 
@@ -52,36 +54,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         yield running
 
 
-def _spawn(hub: Hub, user: str) -> None:
-    response = hub.admin("POST", f"/users/{user}/server", json={})
-    assert response.status_code in (201, 202), response.text
-    wait_for(
-        lambda: hub.admin_get(f"/users/{user}")["servers"].get("", {}).get("ready"),
-        60,
-        f"{user}'s server",
-    )
-
-
-def _stop(hub: Hub, user: str) -> None:
-    hub.admin("DELETE", f"/users/{user}/server")
-    pod = f"jupyter-{user}"
-    wait_for(
-        lambda: all(p["metadata"]["name"] != pod for p in hub.emulator.objects("Pod", NAMESPACE)),
-        60,
-        f"{user}'s pod to go",
-    )
-
-
-def _secret_in_step(hub: Hub, user: str) -> dict[str, Any] | None:
-    """The user's auth_state if the Secret holds its storage token at this moment, else None
-    (a renewal may land between the two reads: the caller waits for a consistent pair)."""
-    state = hub.auth_state(user)
-    storage = state.get("storage_token") or {}
-    if storage.get("access_token") and hub.token_secret(user) == storage["access_token"]:
-        return state
-    return None
-
-
 def _renewal_notes(hub: Hub, user: str) -> int:
     return len(
         re.findall(rf"Tokens of {user} cannot be renewed until they sign in again", hub.log())
@@ -97,11 +69,11 @@ def _next_poll(hub: Hub, user: str) -> None:
 def test_tokens_rotate_and_the_secret_follows_while_the_server_runs(hub: Hub) -> None:
     session, page = sign_in(hub, "alice", "alice-pw")
     assert page.status_code == 200
-    _spawn(hub, "alice")
+    spawn(hub, "alice")
     try:
         # with 5-second tokens a renewal may come between the spawn and any read
         first = wait_for(
-            lambda: _secret_in_step(hub, "alice"), WAIT, "the Secret to hold the storage token"
+            lambda: secret_in_step(hub, "alice"), WAIT, "the Secret to hold the storage token"
         )
 
         def rotated() -> bool:
@@ -154,7 +126,7 @@ def test_tokens_rotate_and_the_secret_follows_while_the_server_runs(hub: Hub) ->
         assert session.get(f"{hub.url}/hub/home", timeout=30).status_code == 200
         assert hub.auth_state("alice")["refresh_token"] != refresh_token
     finally:
-        _stop(hub, "alice")
+        stop(hub, "alice")
     wait_for(lambda: hub.token_secret("alice") is None, WAIT, "the token Secret to go")
 
 
@@ -163,10 +135,10 @@ def test_after_logout_a_running_server_keeps_its_token_but_gets_no_renewal(hub: 
     the token already in its Secret, which the spawner poll no longer renews."""
     session, page = sign_in(hub, "frank", "frank-pw")
     assert page.status_code == 200
-    _spawn(hub, "frank")
+    spawn(hub, "frank")
     try:
         state = wait_for(
-            lambda: _secret_in_step(hub, "frank"), WAIT, "the Secret to hold the storage token"
+            lambda: secret_in_step(hub, "frank"), WAIT, "the Secret to hold the storage token"
         )
         logout_time = time.time()
         logged_out = session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=30)
@@ -196,7 +168,7 @@ def test_after_logout_a_running_server_keeps_its_token_but_gets_no_renewal(hub: 
         assert hub.admin_get("/users/frank")["servers"][""]["ready"]
         assert "Revoked the refresh token of frank at the provider" in hub.log()
     finally:
-        _stop(hub, "frank")
+        stop(hub, "frank")
     wait_for(lambda: hub.token_secret("frank") is None, WAIT, "the token Secret to go")
 
 
@@ -204,7 +176,7 @@ def test_no_token_code_or_secret_in_logs_pages_or_pods(hub: Hub) -> None:
     """A full login / spawn / renewal / stop cycle, then every secret seen is searched for."""
     session, page = sign_in(hub, "bob", "bob-pw")
     pages = [page.text]
-    _spawn(hub, "bob")
+    spawn(hub, "bob")
     first = hub.auth_state("bob")
     wait_for(
         lambda: hub.auth_state("bob")["access_token"] != first["access_token"],
@@ -215,7 +187,7 @@ def test_no_token_code_or_secret_in_logs_pages_or_pods(hub: Hub) -> None:
     pods = hub.emulator.objects("Pod", NAMESPACE)
     for path in ("/hub/home", "/hub/spawn", "/hub/token"):
         pages.append(session.get(f"{hub.url}{path}", timeout=30).text)
-    _stop(hub, "bob")
+    stop(hub, "bob")
     assert hub.seen_codes, "the sign-in's authorization code was not seen"
     secrets_seen = hub.seen_tokens | set(hub.seen_codes) | {_client_secret(hub)}
     assert len(hub.seen_tokens) >= 6  # access, refresh, id and storage tokens, renewed

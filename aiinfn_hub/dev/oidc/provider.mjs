@@ -4,7 +4,7 @@
 // Exchange (RFC 8693), which IAM offers and the hub uses to narrow the storage token.
 //
 // Started by aiinfn_hub/dev/oidc/server.py with one argument: a JSON settings file
-//   { issuer, host, port, keysFile, users: [...], clients: [...], ttl: {...},
+//   { issuer, host, port, keysFile, storeFile, users: [...], clients: [...], ttl: {...},
 //     exchangeAudiences: { "<audience>": { scopes: "s3 storage.read" } } }
 // It binds to `host` only (127.0.0.1) and prints one JSON line {"ready": issuer} when serving.
 // oidc-provider is resolved from the node_modules folder named by AIINFN_NODE_MODULES.
@@ -41,6 +41,78 @@ function signingKeys() {
   return jwks;
 }
 
+// Grants, sessions, codes and tokens survive restarts when storeFile is given, as a real IAM's
+// database does: an outage of the provider must not invalidate refresh tokens (the hub retries
+// renewals once it is back). One JSON file, rewritten whole (tmp + rename) at each change,
+// expired entries dropped then: the demo provider serves a handful of users.
+const storeFile = settings.storeFile;
+const store = storeFile && fs.existsSync(storeFile)
+  ? JSON.parse(fs.readFileSync(storeFile, 'utf8'))
+  : { entries: {}, cookieKeys: [crypto.randomBytes(32).toString('hex')] };
+const epoch = () => Math.floor(Date.now() / 1000);
+
+function persist() {
+  const now = epoch();
+  for (const [key, entry] of Object.entries(store.entries)) {
+    if (entry.expiresAt && entry.expiresAt <= now) delete store.entries[key];
+  }
+  if (!storeFile) return;
+  fs.writeFileSync(`${storeFile}.tmp`, JSON.stringify(store), { mode: 0o600 });
+  fs.renameSync(`${storeFile}.tmp`, storeFile);
+}
+
+// oidc-provider's adapter interface, one instance per model (Session, Grant, RefreshToken...)
+class FileAdapter {
+  constructor(model) { this.model = model; }
+
+  key(id) { return `${this.model}:${id}`; }
+
+  async upsert(id, payload, expiresIn) {
+    store.entries[this.key(id)] = { payload, expiresAt: expiresIn ? epoch() + expiresIn : null };
+    persist();
+  }
+
+  async find(id) {
+    const entry = store.entries[this.key(id)];
+    if (!entry || (entry.expiresAt && entry.expiresAt <= epoch())) return undefined;
+    return entry.payload;
+  }
+
+  async findBy(field, value) {
+    const prefix = `${this.model}:`;
+    for (const [key, entry] of Object.entries(store.entries)) {
+      if (key.startsWith(prefix) && entry.payload[field] === value) {
+        return this.find(key.slice(prefix.length));
+      }
+    }
+    return undefined;
+  }
+
+  async findByUid(uid) { return this.findBy('uid', uid); }
+
+  async findByUserCode(userCode) { return this.findBy('userCode', userCode); }
+
+  async consume(id) {
+    const entry = store.entries[this.key(id)];
+    if (entry) {
+      entry.payload.consumed = epoch();
+      persist();
+    }
+  }
+
+  async destroy(id) {
+    delete store.entries[this.key(id)];
+    persist();
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const [key, entry] of Object.entries(store.entries)) {
+      if (entry.payload.grantId === grantId) delete store.entries[key];
+    }
+    persist();
+  }
+}
+
 const users = new Map(settings.users.map((u) => [u.username, u]));
 
 function accountClaims(user) {
@@ -60,7 +132,8 @@ const ttl = settings.ttl || {};
 const provider = new Provider(settings.issuer, {
   clients: settings.clients,
   jwks: signingKeys(),
-  cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
+  adapter: FileAdapter,
+  cookies: { keys: store.cookieKeys },
   pkce: { required: () => true },
   scopes: ['openid', 'offline_access', 'profile', 'email', 'wlcg.groups'],
   claims: {

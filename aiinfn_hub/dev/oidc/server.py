@@ -94,12 +94,13 @@ class ProviderSettings:
     def issuer(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def to_json(self, keys_file: Path | None) -> dict[str, Any]:
+    def to_json(self, keys_file: Path | None, store_file: Path | None = None) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
             "host": self.host,
             "port": self.port,
             "keysFile": str(keys_file) if keys_file else None,
+            "storeFile": str(store_file) if store_file else None,
             "users": [user.to_json() for user in self.users],
             "clients": [client.to_json() for client in self.clients],
             "ttl": {
@@ -116,9 +117,10 @@ class ProviderSettings:
 class LocalOIDCProvider(LocalService):
     """The provider as a child process: ``start()`` returns once discovery answers.
 
-    State (signing keys, settings, log) lives in ``state_dir``; keys are reused on the next
-    start so tokens issued before stay verifiable. Sessions and tokens are in memory: after a
-    restart users log in again.
+    State (signing keys, settings, log, and the grants, sessions and tokens it issued) lives in
+    ``state_dir`` and is reused on the next start, as a real IAM's database outlives its
+    restarts: tokens issued before stay verifiable and refresh tokens stay usable, so an
+    outage of the provider logs nobody out.
     """
 
     def __init__(
@@ -151,7 +153,12 @@ class LocalOIDCProvider(LocalService):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         settings_file = self.state_dir / "oidc-provider.json"
         settings_file.write_text(
-            json.dumps(self.settings.to_json(self.state_dir / "oidc-keys.json"), indent=2)
+            json.dumps(
+                self.settings.to_json(
+                    self.state_dir / "oidc-keys.json", self.state_dir / "oidc-store.json"
+                ),
+                indent=2,
+            )
         )
         settings_file.chmod(0o600)
         env = dict(os.environ, AIINFN_NODE_MODULES=str(modules), NODE_ENV="production")

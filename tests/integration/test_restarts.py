@@ -1,0 +1,154 @@
+"""Restarts and outages lose nothing (issue 18), with the real hub, proxy, provider and the
+emulated cluster: the proxy runs on its own, as z2jh runs it, and tokens live 5 seconds, so
+renewals happen all the time and any break in them shows.
+
+Each test says what must still be true afterwards and waits for that state (never for a
+guessed time): the waits are long upper bounds that end as soon as the condition holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from iam_platform import (
+    NAMESPACE,
+    Hub,
+    answers,
+    running_platform,
+    secret_in_step,
+    sign_in,
+    spawn,
+    stop,
+    wait_for,
+)
+
+from aiinfn_hub.dev.emulator.runtime import Emulator
+
+pytestmark = pytest.mark.slow
+
+WAIT = 90  # seconds: an upper bound for conditions that take a few seconds on an idle machine
+
+
+def _retry_soon(emulator: Emulator, platform: Path) -> str:
+    # after a failed renewal the hub asks the provider again 1 s later (default 15 s)
+    return "\nc.IAMAuthenticator.provider_retry_interval = 1\n"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_platform(
+        tmp_path_factory.mktemp("restarts"),
+        access_token_ttl=5,
+        margin=2,
+        refresh_age=1,
+        poll_interval=1,
+        external_proxy=True,
+        extra_config=_retry_soon,
+    ) as running:
+        yield running
+
+
+def _pod(hub: Hub, user: str) -> dict[str, Any] | None:
+    name = f"jupyter-{user}"
+    return next(
+        (p for p in hub.emulator.objects("Pod", NAMESPACE) if p["metadata"]["name"] == name),
+        None,
+    )
+
+
+def _running_uid(hub: Hub, user: str) -> str:
+    pod = _pod(hub, user)
+    assert pod is not None, f"{user}'s pod is gone"
+    assert pod["status"]["phase"] == "Running", pod["status"]
+    return str(pod["metadata"]["uid"])
+
+
+def _server_answers(hub: Hub, user: str) -> bool:
+    """The user's server answers through the proxy (its unauthenticated version endpoint)."""
+    try:
+        response = requests.get(f"{hub.url}/user/{user}/api", timeout=10, allow_redirects=False)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200 and "version" in response.json()
+
+
+def test_a_hub_restart_keeps_the_server_its_route_and_its_token_renewals(hub: Hub) -> None:
+    _, page = sign_in(hub, "alice", "alice-pw")
+    assert page.status_code == 200
+    spawn(hub, "alice")
+    try:
+        uid = _running_uid(hub, "alice")
+        assert _server_answers(hub, "alice")
+
+        hub.process.stop(grace=30)  # SIGTERM, as a helm upgrade or a node drain sends
+        assert not answers(f"{hub.api}/")
+        # while the hub is away the server runs on and the proxy still routes to it
+        assert _running_uid(hub, "alice") == uid
+        assert _server_answers(hub, "alice")
+        secret_before = hub.token_secret("alice")
+        assert secret_before
+
+        hub.process.start()  # same database, crypt key, proxy and configuration
+        hub.process.wait_until(lambda: answers(f"{hub.api}/"), WAIT, "serving its API again")
+        server = hub.admin_get("/users/alice")["servers"][""]
+        assert server["ready"], server
+        assert _running_uid(hub, "alice") == uid, "the server was started again"
+        assert _server_answers(hub, "alice")
+
+        # the restarted hub goes on renewing the token the server's Secret holds
+        def renewed() -> bool:
+            state = secret_in_step(hub, "alice")
+            return bool(state) and state["storage_token"]["access_token"] != secret_before
+
+        wait_for(renewed, WAIT, "the restarted hub to renew alice's token Secret")
+        assert _running_uid(hub, "alice") == uid
+    finally:
+        stop(hub, "alice")
+
+
+def test_an_iam_outage_logs_nobody_out_and_renewals_resume_after_it(hub: Hub) -> None:
+    session, page = sign_in(hub, "bob", "bob-pw")
+    assert page.status_code == 200
+    spawn(hub, "bob")
+    provider_stopped = False
+    try:
+        uid = _running_uid(hub, "bob")
+        first = wait_for(lambda: secret_in_step(hub, "bob"), WAIT, "bob's token Secret")
+
+        hub.provider.stop()
+        provider_stopped = True
+        # the 5-second tokens expire while the provider is away
+        wait_for(
+            lambda: hub.auth_state("bob")["expires_at"] < time.time() - 1,
+            WAIT,
+            "bob's tokens to expire during the outage",
+        )
+        home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+        assert home.status_code == 200, "an IAM outage alone logged bob out"
+        assert _running_uid(hub, "bob") == uid
+        assert "IAM did not answer the renewal for bob" in hub.log()
+
+        hub.provider.start()  # its grants and refresh tokens outlive the restart
+        provider_stopped = False
+
+        def resumed() -> bool:
+            state = secret_in_step(hub, "bob")
+            return (
+                bool(state)
+                and state["access_token"] != first["access_token"]
+                and state["expires_at"] > time.time()
+            )
+
+        wait_for(resumed, WAIT, "renewals to resume once IAM is back")
+        home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+        assert home.status_code == 200
+        assert _running_uid(hub, "bob") == uid
+    finally:
+        if provider_stopped:
+            hub.provider.start()
+        stop(hub, "bob")
