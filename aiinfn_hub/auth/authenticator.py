@@ -479,7 +479,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
                 HTTPRequest(url, request_timeout=self.http_timeout, **self._request_kwargs()),
                 raise_error=False,
             )
-        except OSError as exc:
+        except (OSError, HTTPClientError) as exc:  # curl (the hub image) raises 599 errors
             self.log.error("OpenID discovery at %s failed: %s", url, exc)
             raise ProviderUnavailable(self.issuer, "discovery failed") from None
         if response.code != 200:
@@ -575,7 +575,7 @@ class IAMAuthenticator(GenericOAuthenticator):  # type: ignore[misc]
         )
         try:
             response = await self.http_client.fetch(request, raise_error=False)
-        except OSError as exc:
+        except (OSError, HTTPClientError) as exc:  # curl (the hub image) raises 599 errors
             self._endpoints = None
             self.log.error("userinfo request failed: %s", exc)
             raise ProviderUnavailable(self.issuer, "reading your account failed") from None

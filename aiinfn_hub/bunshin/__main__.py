@@ -12,18 +12,21 @@ from pathlib import Path
 
 from ..config import PlatformConfigError
 from ..services.web import bind_address, service_prefix
-from .app import make_app, make_recorder, make_service, serve_http
+from .app import make_app, make_janitor, make_recorder, make_service, serve_http
 from .namespaces import NamespaceError
 from .scopes import SERVICE
 
 
 async def serve(config_path: Path) -> None:
-    """Serve until SIGTERM or SIGINT; then stop the recorder of preemptions cleanly."""
+    """Serve until SIGTERM or SIGINT; then stop the recorder of preemptions and the janitor of
+    interrupted submissions cleanly."""
     service = await make_service(config_path)
     prefix = service_prefix(name=SERVICE)
     host, port = bind_address()
     recorder = make_recorder(service)
     recorder.start()
+    janitor = make_janitor(service)
+    janitor.start()
     server = serve_http(make_app(service, prefix), service, host, port)
     log = logging.getLogger("bunshin")
     log.info("Bunshin serving on %s:%s%s", host, port, prefix)
@@ -36,6 +39,7 @@ async def serve(config_path: Path) -> None:
         log.info("Bunshin stopping")
     finally:
         server.stop()
+        await janitor.stop()
         await recorder.stop()
         await service.cluster.kube.api_client.close()
 

@@ -5,7 +5,8 @@ Routes under the service prefix (``/services/bunshin/``): the JSON API at ``api/
 (``pages``), and the OAuth callback. Both call :class:`~.service.JobService`, which holds the
 rules; authentication, XSRF, cookies and headers are the shared ``services.web``. Beside them
 runs the :class:`~.recorder.PreemptionRecorder` (``make_recorder``), which keeps the record of
-the notebooks' preemptions on the Jobs.
+the notebooks' preemptions on the Jobs, and the :class:`~.janitor.SubmissionJanitor`
+(``make_janitor``), which removes what submissions interrupted by a restart left.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..services import web as service_web
 from ..services.hub_api import HubClient
 from ..services.web import NotFoundHandler, ServiceAuth
 from . import api, pages
+from .janitor import SubmissionJanitor
 from .namespaces import check_jobs_namespace, protected_namespaces, servers_namespace
 from .recorder import PreemptionRecorder
 from .service import JobService
@@ -81,6 +83,11 @@ async def make_service(config_path: Path, env: Mapping[str, str] | None = None) 
     return JobService(
         provider, hub, KubeRest(client.ApiClient()), servers_namespace(env), protected
     )
+
+
+def make_janitor(service: JobService) -> SubmissionJanitor:
+    """The janitor of interrupted submissions for the jobs' namespace in force at start."""
+    return SubmissionJanitor(service.cluster, service.snapshot().jobs.namespace)
 
 
 def make_recorder(service: JobService) -> PreemptionRecorder:

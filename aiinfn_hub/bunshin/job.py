@@ -7,14 +7,22 @@ class that never preempts (notebooks evict them), a ``podFailurePolicy`` ignorin
 requests equal to limits, no service account token, and no owner: it survives its notebook.
 The sandbox files go in a ConfigMap owned by the Job. An offloaded job with JuiceFS folders
 gets the mount sidecar of ``juicefs`` as its only init container.
+
+A submission is made safe against the service dying half-way by *releasing* the Job last:
+it is created without its queue label (Kueue leaves such a Job alone, suspended), then come
+the project's JuiceFS Secret and the sandbox, and only then the label that queues it
+(``release_patch``). A Job still unreleased after ``SUBMISSION_GRACE_SECONDS`` was left by an
+interrupted submission (``interrupted_submissions``) and is removed with what it owns.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from ..config import PlatformConfig
+from ..kubemodel.times import api_time
 from ..platform import placement
 from ..platform import vocabulary as v
 from ..platform.names import user_slug
@@ -31,6 +39,9 @@ QUEUE_LABEL = v.KUEUE_QUEUE
 WORKLOAD_PRIORITY_LABEL = v.KUEUE_PRIORITY_CLASS
 # the command as the user typed it (quotes kept), shown instead of the items joined
 COMMAND_TEXT = "aiinfn.infn.it/command-text"
+# a Job still without its queue label this long after its creation was left by a submission
+# that did not finish (a submission takes well under a second; replicas share this bound)
+SUBMISSION_GRACE_SECONDS = 120
 
 
 def user_label(username: str) -> str:
@@ -176,6 +187,54 @@ def job_manifest(plan: JobPlan, config: PlatformConfig, name: str) -> JSON:
         },
         "spec": spec,
     }
+
+
+def unreleased(manifest: JSON) -> tuple[JSON, str]:
+    """``manifest`` without its queue label (Kueue ignores it), and the queue it waits for."""
+    labels = dict(manifest["metadata"]["labels"])
+    queue = labels.pop(QUEUE_LABEL)
+    return {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}, queue
+
+
+def release_patch(queue: str) -> JSON:
+    """The merge patch that queues an unreleased Job, once everything it needs exists."""
+    return {"metadata": {"labels": {QUEUE_LABEL: queue}}}
+
+
+def is_released(job: JSON) -> bool:
+    return QUEUE_LABEL in (job["metadata"].get("labels") or {})
+
+
+def interrupted_submissions(jobs: list[JSON], now: datetime) -> list[str]:
+    """The names of ``jobs`` that an interrupted submission left unreleased: no queue label,
+    still suspended and never started, created more than ``SUBMISSION_GRACE_SECONDS`` ago."""
+    names = []
+    for job in jobs:
+        meta = job["metadata"]
+        if is_released(job) or not (job.get("spec") or {}).get("suspend"):
+            continue
+        if (job.get("status") or {}).get("startTime"):
+            continue
+        created = api_time(meta.get("creationTimestamp"))
+        if created is not None and (now - created).total_seconds() > SUBMISSION_GRACE_SECONDS:
+            names.append(meta["name"])
+    return names
+
+
+def unfinished_cancels(jobs: list[JSON], workloads: list[JSON]) -> list[JSON]:
+    """The Workloads still active of ``jobs`` marked cancelled: a cancel interrupted between
+    marking the Job and deactivating its Workload, which Kueue could admit again."""
+    cancelled = {
+        job["metadata"].get("uid")
+        for job in jobs
+        if (job["metadata"].get("annotations") or {}).get(CANCELLED)
+    }
+    return [
+        workload
+        for workload in workloads
+        if (workload["metadata"].get("labels") or {}).get(v.KUEUE_JOB_UID) in cancelled
+        and (workload.get("spec") or {}).get("active", True) is not False
+    ]
 
 
 def sandbox_configmap(plan: JobPlan, job: JSON) -> JSON:

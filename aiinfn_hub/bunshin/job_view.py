@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..kubemodel.times import api_time
 from ..platform import vocabulary as v
 from . import juicefs, preemption_record
 from .job import CANCELLED, COMMAND_TEXT
@@ -134,17 +135,6 @@ def _phase(pod: JSON) -> str:
     return str((pod.get("status") or {}).get("phase") or "")
 
 
-def _time(text: Any) -> datetime | None:
-    """An RFC 3339 time of the API (``2025-03-07T14:02:05Z``), in UTC; None when absent."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _index(pod: JSON) -> int | None:
     text = ((pod.get("metadata") or {}).get("annotations") or {}).get(v.JOB_COMPLETION_INDEX)
     return int(text) if isinstance(text, str) and text.isdigit() else None
@@ -162,14 +152,14 @@ def pod_disruption(pod: JSON) -> Disruption | None:
     )
     if condition is None or _phase(pod) == "Succeeded":
         return None
-    at = _time(condition.get("lastTransitionTime")) or _time(
+    at = api_time(condition.get("lastTransitionTime")) or api_time(
         (pod.get("metadata") or {}).get("deletionTimestamp")
     )
     status = pod.get("status") or {}
-    started = _time(status.get("startTime"))
+    started = api_time(status.get("startTime"))
     for container in status.get("containerStatuses") or []:
         state = container.get("state") or {}
-        started = started or _time(
+        started = started or api_time(
             (state.get("running") or state.get("terminated") or {}).get("startedAt")
         )
     lost = int((at - started).total_seconds()) if at and started else 0
@@ -226,7 +216,7 @@ def job_disruptions(job: JSON, pods: list[JSON]) -> JobDisruptions:
             record = record.remove(uid) or record
     recorded = [
         Disruption(
-            at=_time(item["at"]),
+            at=api_time(item["at"]),
             reason=v.PREEMPTION_BY_SCHEDULER,
             node=item["node"],
             index=item["index"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..kubemodel.times import api_time
 from ..platform import vocabulary as v
 
 JSON = dict[str, Any]
@@ -109,16 +110,6 @@ def _order(item: JSON) -> tuple[str, str]:
     return item["at"], item["pod"] or ""
 
 
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _int(value: Any) -> int | None:
     """A non-negative integer of the JSON (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -129,7 +120,7 @@ def _int(value: Any) -> int | None:
 def _parsed_entry(item: Any) -> JSON | None:
     if not isinstance(item, dict):
         return None
-    at = _time(item.get("at"))
+    at = api_time(item.get("at"))
     lost = _int(item.get("lostSeconds"))
     index = item.get("index")
     if at is None or lost is None or (index is not None and _int(index) is None):

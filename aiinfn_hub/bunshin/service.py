@@ -48,7 +48,9 @@ from .job import (
     USER_LABEL,
     job_manifest,
     job_name,
+    release_patch,
     sandbox_configmap,
+    unreleased,
     user_label,
 )
 from .job_view import job_status, job_view
@@ -285,9 +287,10 @@ class JobService:
                 user=user, config=config, can_offload=can_offload, active_jobs=len(active)
             )
             plan = plan_job(request, context, pod, request.server, state.get("pod_uid"))
-            job = await self._create(config, plan)
+            job, queue = await self._create(config, plan)
             mine = await self.jobs_of(config, user.name)
             await self.within_quota(config, job, mine)
+            job = await self._release(job, queue)
             await self._prune_finished(config, mine)
         log.info("job %s submitted by %s", job["metadata"]["name"], user.name)
         return job_view(job, [], None)
@@ -576,14 +579,15 @@ class JobService:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def _create(self, config: PlatformConfig, plan: JobPlan) -> JSON:
-        """Create the suspended Job under a free name, then its sandbox; undo the Job if the
-        sandbox fails. An offloaded job with JuiceFS folders first gets its project's
-        credentials Secret."""
-        if plan.juicefs is not None:
-            await self.credentials.ensure_juicefs_secret(plan.juicefs, config)
+    async def _create(self, config: PlatformConfig, plan: JobPlan) -> tuple[JSON, str]:
+        """Create the Job unreleased (suspended, without its queue label) under a free name,
+        then what it needs: the project's JuiceFS credentials (offloaded jobs with JuiceFS
+        folders) and the sandbox. On a failure the Job goes, with what it owns; if the service
+        dies half-way, the ``SubmissionJanitor`` removes it. Returns the Job and its queue."""
         for _ in range(NAME_ATTEMPTS):
-            manifest = job_manifest(plan, config, job_name(plan.user, secrets.token_hex(3)))
+            manifest, queue = unreleased(
+                job_manifest(plan, config, job_name(plan.user, secrets.token_hex(3)))
+            )
             try:
                 job = await self.cluster.create(manifest)
                 break
@@ -593,13 +597,30 @@ class JobService:
                 raise cluster_error("creating the job", exc) from None
         else:
             raise BunshinError(503, "unavailable", "could not find a free job name; try again")
-        if plan.sandbox:
-            try:
-                await self.cluster.create(sandbox_configmap(plan, job))
-            except KubeError as exc:
-                await self._undo(job)
-                raise cluster_error("storing the sandbox files", exc) from None
-        return job
+        try:
+            if plan.juicefs is not None:
+                await self.credentials.ensure_juicefs_secret(plan.juicefs, config)
+            if plan.sandbox:
+                try:
+                    await self.cluster.create(sandbox_configmap(plan, job))
+                except KubeError as exc:
+                    raise cluster_error("storing the sandbox files", exc) from None
+        except BaseException:
+            await self._undo(job)
+            raise
+        return job, queue
+
+    async def _release(self, job: JSON, queue: str) -> JSON:
+        """Queue the Job (its label), now that everything it needs exists."""
+        meta = job["metadata"]
+        try:
+            released: JSON = await self.cluster.merge_patch(
+                "Job", meta["namespace"], meta["name"], release_patch(queue)
+            )
+        except KubeError as exc:
+            await self._undo(job)
+            raise cluster_error("queueing the job", exc) from None
+        return released
 
     async def _undo(self, job: JSON) -> None:
         meta = job["metadata"]

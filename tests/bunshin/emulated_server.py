@@ -9,11 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes_asyncio import client, config
 
+from aiinfn_hub.config import PlatformConfig, validate_platform_config
 from aiinfn_hub.dev.emulator.cluster import load_cluster_file
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.kube.rest import KubeRest
+from aiinfn_hub.services.errors import ServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS, JOBS = "jupyterhub", "bunshin"
@@ -60,3 +63,32 @@ async def dana_running(emulator: Emulator) -> AsyncIterator[tuple[KubeRest, dict
         else:
             raise AssertionError("timed out waiting for dana's server to run")
         yield kube, pod
+
+
+def platform_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
+    data["jobs"].update({"maxActiveJobsPerUser": 2, "maxFinishedJobsPerUser": 5})
+    return data
+
+
+def platform() -> PlatformConfig:
+    return validate_platform_config(platform_data())
+
+
+class MemoryHub:
+    """The Hub API's answer about users: dana's default server runs, erin has none."""
+
+    def __init__(self, pod_uid: str) -> None:
+        state = {"pod_name": "jupyter-dana", "namespace": SERVERS, "pod_uid": pod_uid}
+        server = {"ready": True, "state": state}
+        self.users: dict[str, Any] = {
+            "dana": {"name": "dana", "servers": {"": server}},
+            "erin": {"name": "erin", "servers": {}},
+            "root": {"name": "root", "servers": {}},
+        }
+
+    async def user(self, username: str) -> dict[str, Any]:
+        if username not in self.users:
+            raise ServiceError(404, "not-found", "no such user on the hub")
+        found: dict[str, Any] = self.users[username]
+        return found

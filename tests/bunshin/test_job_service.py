@@ -13,11 +13,19 @@ from typing import Any
 
 import pytest
 import yaml
-from emulated_server import JOBS, ROOT, SERVERS, dana_running, start_emulator
+from emulated_server import (
+    JOBS,
+    SERVERS,
+    MemoryHub,
+    dana_running,
+    platform,
+    platform_data,
+    start_emulator,
+)
 
 from aiinfn_hub.bunshin.errors import BunshinError
 from aiinfn_hub.bunshin.service import JobService
-from aiinfn_hub.config import PlatformConfig, validate_platform_config
+from aiinfn_hub.config import PlatformConfig
 from aiinfn_hub.config.provider import ConfigProvider
 from aiinfn_hub.dev.emulator.runtime import Emulator
 from aiinfn_hub.kube.rest import KubeRest
@@ -28,35 +36,6 @@ SUBMIT = "custom:bunshin:submit"
 DANA = Caller("dana", frozenset({"cms"}), frozenset({SUBMIT}))
 ERIN = Caller("erin", frozenset({"cms"}), frozenset({SUBMIT}))
 ADMIN = Caller("root", frozenset(), frozenset({"custom:bunshin:admin"}))
-
-
-def platform_data() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
-    data["jobs"].update({"maxActiveJobsPerUser": 2, "maxFinishedJobsPerUser": 5})
-    return data
-
-
-def platform() -> PlatformConfig:
-    return validate_platform_config(platform_data())
-
-
-class MemoryHub:
-    """The Hub API's answer about users: dana's default server runs, erin has none."""
-
-    def __init__(self, pod_uid: str) -> None:
-        state = {"pod_name": "jupyter-dana", "namespace": SERVERS, "pod_uid": pod_uid}
-        server = {"ready": True, "state": state}
-        self.users: dict[str, Any] = {
-            "dana": {"name": "dana", "servers": {"": server}},
-            "erin": {"name": "erin", "servers": {}},
-            "root": {"name": "root", "servers": {}},
-        }
-
-    async def user(self, username: str) -> dict[str, Any]:
-        if username not in self.users:
-            raise ServiceError(404, "not-found", "no such user on the hub")
-        found: dict[str, Any] = self.users[username]
-        return found
 
 
 @dataclass
