@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster file (YAML) describing the nodes, e.g. examples/cluster.yaml",
     )
     emu.add_argument(
+        "--crds",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a CustomResourceDefinition file, or a folder of them, installed at start (may "
+        "be repeated); a CRD for one of Kueue's kinds replaces the emulator's built-in, "
+        "schema-less kind, so its objects are validated and defaulted as on a real cluster "
+        "with that CRD (e.g. --crds tests/data/kueue-crds)",
+    )
+    emu.add_argument(
         "--state-dir",
         type=Path,
         default=Path(".state/emulator"),
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_emulator(args: argparse.Namespace) -> int:
     from .emulator.access import is_loopback_host
-    from .emulator.cluster import ClusterSpec, load_cluster_file
+    from .emulator.cluster import ClusterSpec, load_cluster_file, load_crds
     from .emulator.runtime import Emulator
 
     if not args.insecure_listen and not is_loopback_host(args.host):
@@ -127,6 +138,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
     )
     try:
         cluster = load_cluster_file(args.cluster) if args.cluster else ClusterSpec()
+        for path in args.crds:
+            cluster.crds.extend(load_crds(path))
     except (OSError, ValueError) as exc:
         print(f"aiinfn-dev emulator: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ A YAML document (camelCase keys, unknown keys rejected)::
         labels: {nvidia.com/gpu.product: Tesla-T4}
         taints: [{key: reserved, value: cms, effect: NoSchedule}]
         capacity: {cpu: "64", memory: 512Gi, nvidia.com/gpu: "4"}
+    crds: []           # CustomResourceDefinitions installed first (e.g. Kueue's, see ``kinds``)
     objects: []        # any other manifests to create at start (PriorityClasses, Kueue queues...)
 """
 
@@ -83,6 +84,13 @@ class ClusterSpec(_Model):
         description="Namespaces created at start (`default` and `kube-system` always exist).",
     )
     nodes: list[NodeSpec] = Field(default_factory=list, description="The cluster's nodes.")
+    crds: list[JSON] = Field(
+        default_factory=list,
+        description="CustomResourceDefinitions installed before the objects, e.g. Kueue's "
+        "(`aiinfn-dev emulator --crds DIR` adds a folder of them). A CRD for one of Kueue's "
+        "kinds replaces the emulator's built-in, schema-less kind: its objects are then "
+        "pruned, defaulted and validated as a real cluster with that CRD would.",
+    )
     objects: list[JSON] = Field(
         default_factory=list,
         description="Other manifests created at start, e.g. PriorityClasses or Kueue queues.",
@@ -101,6 +109,29 @@ def load_cluster_file(path: str | Path) -> ClusterSpec:
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ValueError(f"{path}: invalid cluster file:\n  " + "\n  ".join(lines)) from exc
+
+
+def load_crds(path: str | Path) -> list[JSON]:
+    """The CustomResourceDefinitions of a YAML file or of every ``*.yaml``/``*.yml`` file of a
+    folder (sorted by name); ValueError names a file that is not YAML or holds another kind."""
+    where = Path(path)
+    files = (
+        sorted(p for p in where.iterdir() if p.suffix in (".yaml", ".yml"))
+        if where.is_dir()
+        else [where]
+    )
+    crds: list[JSON] = []
+    for file in files:
+        try:
+            documents = [d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d]
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{file}: not valid YAML: {exc}") from exc
+        for document in documents:
+            if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
+                kind = document.get("kind") if isinstance(document, dict) else type(document)
+                raise ValueError(f"{file}: not a CustomResourceDefinition but {kind}")
+            crds.append(document)
+    return crds
 
 
 def node_object(spec: NodeSpec, index: int, kubernetes_version: str) -> JSON:
@@ -187,7 +218,8 @@ def _condition(kind: str, status: str, reason: str) -> JSON:
 
 
 def initial_objects(spec: ClusterSpec) -> list[JSON]:
-    """Everything to create at start, in order: namespaces, nodes, then the extra objects."""
+    """Everything to create at start, in order: namespaces, CRDs (served as soon as created),
+    nodes, then the extra objects."""
     namespaces = ["default", "kube-system", *spec.namespaces]
     seen: set[str] = set()
     out: list[JSON] = []
@@ -195,6 +227,7 @@ def initial_objects(spec: ClusterSpec) -> list[JSON]:
         if ns not in seen:
             seen.add(ns)
             out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    out.extend(copy.deepcopy(spec.crds))
     out.extend(node_object(node, i, spec.kubernetes_version) for i, node in enumerate(spec.nodes))
     out.extend(copy.deepcopy(spec.objects))
     return out

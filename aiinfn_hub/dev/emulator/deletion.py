@@ -6,13 +6,14 @@ controller), so a pod evicted by the scheduler goes through the same path as a `
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime
 from typing import Any
 
+from .crds import delete_definition
 from .errors import ApiError
-from .resources import NAMESPACES, PODS, RESOURCE_TYPES, ResourceType
+from .namespaces import delete_namespace
+from .resources import CRDS, NAMESPACES, PODS, ResourceType
 from .store import Store
 
 JSON = dict[str, Any]
@@ -57,7 +58,9 @@ def delete_object(
     if policy == "Orphan":
         orphan_dependents(store, meta["uid"])
     if rt.key == NAMESPACES.key:
-        return _delete_namespace(store, obj)
+        return delete_namespace(store, obj)
+    if rt.key == CRDS.key:
+        return delete_definition(store, obj)
     finalizers = list(meta.get("finalizers") or [])
     if policy == "Foreground" and FOREGROUND not in finalizers:
         finalizers.append(FOREGROUND)
@@ -117,7 +120,7 @@ def remove_if_finalized(store: Store, rt: ResourceType, obj: JSON) -> bool:
 
 def orphan_dependents(store: Store, owner_uid: str) -> None:
     """Orphan propagation: drop ownerReferences to ``owner_uid`` from every dependent."""
-    for rt in RESOURCE_TYPES:
+    for rt in store.kinds.all():
         for obj in store.iter(rt):
             refs = obj["metadata"].get("ownerReferences") or []
             if any(ref.get("uid") == owner_uid for ref in refs):
@@ -128,31 +131,3 @@ def orphan_dependents(store: Store, owner_uid: str) -> None:
                 else:
                     new["metadata"].pop("ownerReferences")
                 store.update(rt, new)
-
-
-def _delete_namespace(store: Store, ns_obj: JSON) -> JSON:
-    name = ns_obj["metadata"]["name"]
-    if "deletionTimestamp" in ns_obj["metadata"]:
-        return ns_obj
-    new = copy.deepcopy(ns_obj)
-    new["metadata"]["deletionTimestamp"] = _timestamp()
-    new["status"] = {"phase": "Terminating"}
-    marked = store.update(NAMESPACES, new)
-    for rt in RESOURCE_TYPES:
-        if not rt.namespaced:
-            continue
-        for obj in store.list(rt, name):
-            if "deletionTimestamp" not in obj["metadata"]:
-                delete_object(store, rt, name, obj["metadata"]["name"], propagation="Background")
-    asyncio.get_running_loop().create_task(_finish_namespace(store, name))
-    return marked
-
-
-async def _finish_namespace(store: Store, name: str) -> None:
-    """Remove a terminating namespace once all its objects are gone."""
-    while True:
-        if not any(store.list(rt, name) for rt in RESOURCE_TYPES if rt.namespaced):
-            if store.get(NAMESPACES, None, name) is not None:
-                store.delete(NAMESPACES, None, name)
-            return
-        await asyncio.sleep(0.05)

@@ -1,7 +1,8 @@
 """The resource types the emulator serves: group, versions, kind, plural, scope, field labels.
 
 This table drives discovery (``/api``, ``/apis``), routing and field-selector validation, so a new
-kind is one entry here (custom resources such as Kueue's are stored generically).
+kind is one entry here. It is what a new cluster serves; ``kinds.ServedKinds`` adds the kinds of
+the CRDs applied to it (and lets a CRD replace a built-in custom kind such as Kueue's).
 """
 
 from __future__ import annotations
@@ -211,6 +212,68 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ("pc",),
     ),
     ResourceType(
+        "apiextensions.k8s.io",
+        ("v1",),
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        "customresourcedefinition",
+        ("crd", "crds"),
+        subresources=("status",),
+        categories=("api-extensions",),
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io", ("v1",), "Role", "roles", True, "role", has_generation=False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        ("v1",),
+        "RoleBinding",
+        "rolebindings",
+        True,
+        "rolebinding",
+        has_generation=False,
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        ("v1",),
+        "ClusterRole",
+        "clusterroles",
+        False,
+        "clusterrole",
+        has_generation=False,
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        ("v1",),
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        False,
+        "clusterrolebinding",
+        has_generation=False,
+    ),
+    ResourceType(
+        "networking.k8s.io",
+        ("v1",),
+        "NetworkPolicy",
+        "networkpolicies",
+        True,
+        "networkpolicy",
+        ("netpol",),
+    ),
+    ResourceType(
+        "storage.k8s.io",
+        ("v1",),
+        "StorageClass",
+        "storageclasses",
+        False,
+        "storageclass",
+        ("sc",),
+        has_generation=False,
+    ),
+    # Kueue's kinds, served before any CRD is applied (see ``kinds``): stored as given until
+    # Kueue's CRDs replace them
+    ResourceType(
         "kueue.x-k8s.io",
         _KUEUE_VERSIONS,
         "ResourceFlavor",
@@ -291,6 +354,7 @@ PVCS = _BY_KEY[("", "persistentvolumeclaims")]
 SERVICEACCOUNTS = _BY_KEY[("", "serviceaccounts")]
 JOBS = _BY_KEY[("batch", "jobs")]
 PRIORITYCLASSES = _BY_KEY[("scheduling.k8s.io", "priorityclasses")]
+CRDS = _BY_KEY[("apiextensions.k8s.io", "customresourcedefinitions")]
 
 
 def collection_path(manifest: Mapping[str, Any]) -> str | None:

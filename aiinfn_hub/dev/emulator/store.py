@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ApiError
+from .kinds import ServedKinds
 from .resources import ResourceType
 
 JSON = dict[str, Any]
@@ -71,9 +72,11 @@ Listener = Callable[[WatchEvent], None]
 
 
 class Store:
-    """All objects of the emulated cluster, the resourceVersion counter and the watch history."""
+    """All objects of the emulated cluster, the resourceVersion counter, the watch history,
+    and the kinds it serves (``kinds``: the built-ins and those of its established CRDs)."""
 
-    def __init__(self, history_size: int = 20000) -> None:
+    def __init__(self, history_size: int = 20000, kinds: ServedKinds | None = None) -> None:
+        self.kinds = kinds or ServedKinds()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = collections.defaultdict(
             dict
         )

@@ -21,8 +21,9 @@ import itertools
 from typing import Any
 
 from ....kubemodel.quantity import parse_quantity
+from ..crds import default_definition, initial_status
 from ..errors import ApiError
-from ..resources import JOBS, NAMESPACES, PODS, PRIORITYCLASSES, SERVICES, ResourceType
+from ..resources import CRDS, JOBS, NAMESPACES, PODS, PRIORITYCLASSES, SERVICES, ResourceType
 from ..store import Store
 
 JSON = dict[str, Any]
@@ -78,6 +79,8 @@ def apply_defaults(rt: ResourceType, obj: JSON) -> None:
         obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
     elif rt.kind == "Event":
         _default_event(obj)
+    elif rt.key == CRDS.key:
+        default_definition(obj)
 
 
 def _default_event(event: JSON) -> None:
@@ -219,6 +222,8 @@ def admit_create(store: Store, rt: ResourceType, obj: JSON) -> None:
         obj["metadata"]["labels"] = labels
     elif rt.kind == "PersistentVolumeClaim":
         obj["status"] = {"phase": "Pending"}
+    elif rt.key == CRDS.key:
+        obj["status"] = initial_status(obj)
 
 
 def _admit_pod(store: Store, pod: JSON) -> None:

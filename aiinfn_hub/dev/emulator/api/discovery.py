@@ -1,7 +1,12 @@
-"""Discovery documents (``/api``, ``/apis``, ``/api/v1``, ``/apis/g/v``, ``/version``)."""
+"""Discovery documents (``/api``, ``/apis``, ``/api/v1``, ``/apis/g/v``, ``/version``).
+
+Each takes the served resource types (``Store.kinds.all()``: the built-ins plus the kinds of
+established CRDs); without them, the built-in table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..resources import RESOURCE_TYPES, ResourceType
@@ -35,18 +40,21 @@ def core_versions() -> JSON:
     }
 
 
-def _groups() -> dict[str, list[str]]:
+Types = Sequence[ResourceType]
+
+
+def _groups(types: Types) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
-    for rt in RESOURCE_TYPES:
+    for rt in types:
         if rt.group:
             versions = groups.setdefault(rt.group, [])
             versions.extend(v for v in rt.versions if v not in versions)
     return groups
 
 
-def api_group(group: str) -> JSON | None:
+def api_group(group: str, types: Types = RESOURCE_TYPES) -> JSON | None:
     """``/apis/{group}``; None for a group the emulator does not serve."""
-    versions = _groups().get(group)
+    versions = _groups(types).get(group)
     if versions is None:
         return None
     # the preferred version is the newest one (v1beta2 over v1beta1)
@@ -60,9 +68,9 @@ def api_group(group: str) -> JSON | None:
     }
 
 
-def api_group_list() -> JSON:
+def api_group_list(types: Types = RESOURCE_TYPES) -> JSON:
     """``/apis``: every named group with its versions."""
-    groups = [api_group(g) for g in _groups()]
+    groups = [api_group(g, types) for g in _groups(types)]
     for g in groups:
         assert g is not None
         del g["kind"], g["apiVersion"]
@@ -102,22 +110,22 @@ def _resource_entry(rt: ResourceType) -> list[JSON]:
     return out
 
 
-def resource_list(group: str, version: str) -> JSON | None:
+def resource_list(group: str, version: str, types: Types = RESOURCE_TYPES) -> JSON | None:
     """``/api/v1`` or ``/apis/{group}/{version}``: resources, verbs and subresources."""
-    types = [rt for rt in RESOURCE_TYPES if rt.group == group and version in rt.versions]
-    if not types:
+    served = [rt for rt in types if rt.group == group and version in rt.versions]
+    if not served:
         return None
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
-        "resources": [e for rt in types for e in _resource_entry(rt)],
+        "resources": [e for rt in served for e in _resource_entry(rt)],
     }
 
 
-def _group_versions() -> list[tuple[str, str]]:
+def _group_versions(types: Types) -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
-    for rt in RESOURCE_TYPES:
+    for rt in types:
         for v in rt.versions:
             if (rt.group, v) not in seen:
                 seen.append((rt.group, v))
@@ -128,14 +136,14 @@ def _gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def openapi_v3_index() -> JSON:
+def openapi_v3_index(types: Types = RESOURCE_TYPES) -> JSON:
     """``/openapi/v3``: where each group-version's document is (kubectl reads this)."""
     return {
         "paths": {
             _gv_path(g, v): {
                 "serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash={KUBERNETES_VERSION}"
             }
-            for g, v in _group_versions()
+            for g, v in _group_versions(types)
         }
     }
 
@@ -143,14 +151,14 @@ def openapi_v3_index() -> JSON:
 _QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
 
 
-def openapi_v3_document(group: str, version: str) -> JSON | None:
+def openapi_v3_document(group: str, version: str, types: Types = RESOURCE_TYPES) -> JSON | None:
     """A small OpenAPI 3 document: the paths and the query parameters each write accepts.
 
     kubectl uses it to learn that the server validates fields itself (``fieldValidation``), so
     it sends its objects for server-side validation instead of downloading full schemas.
     """
-    types = [rt for rt in RESOURCE_TYPES if rt.group == group and version in rt.versions]
-    if not types:
+    served = [rt for rt in types if rt.group == group and version in rt.versions]
+    if not served:
         return None
     params = [
         {"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
@@ -158,7 +166,7 @@ def openapi_v3_document(group: str, version: str) -> JSON | None:
     ]
     paths: JSON = {}
     base = "/" + _gv_path(group, version)
-    for rt in types:
+    for rt in served:
         gvk = [{"group": rt.group, "version": version, "kind": rt.kind}]
         scope = (
             f"{base}/namespaces/{{namespace}}/{rt.plural}"

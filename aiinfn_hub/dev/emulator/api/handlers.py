@@ -113,7 +113,7 @@ class ResourceBase(EmulatorHandler):
 
     async def prepare(self) -> None:
         """Parse the path, answer discovery documents, then apply injected faults."""
-        parsed = parse_path(self.request.path)
+        parsed = parse_path(self.request.path, self.store.kinds)
         if parsed is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not isinstance(parsed, Target):
@@ -180,8 +180,10 @@ class ResourceBase(EmulatorHandler):
         t = self.target
         if self._wants_table():
             rv = obj["metadata"].get("resourceVersion", "")
-            self.write_json(table(t.rt, [obj], rv, self._include_object()), status)
+            columns = self.store.kinds.printer_columns(t.rt, t.version)
+            self.write_json(table(t.rt, [obj], rv, self._include_object(), columns), status)
             return
+        obj = self.store.kinds.served_view(t.rt, obj, t.version)
         self.write_json(with_version(t.rt, obj, t.version), status)
 
     def _wants_table(self) -> bool:
@@ -240,8 +242,9 @@ class ResourceBase(EmulatorHandler):
     def _decode(self, obj: JSON) -> validation.Decoded:
         if not self.validate:
             return validation.Decoded()
+        t = self.target
         mode = validation.check_field_validation(self.query("fieldValidation"))
-        return validation.decode(self.target.rt, obj, mode)
+        return validation.decode(t.rt, obj, mode, self.store.kinds.schema(t.rt, t.version))
 
 
 def status_is_subresource(rt: ResourceType) -> bool:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ApiError
-from ..resources import ResourceType, resource_type
+from ..kinds import ServedKinds
+from ..resources import ResourceType
 from . import discovery
 
 JSON = dict[str, Any]
@@ -49,8 +50,10 @@ class Target:
         return self.rt.api_version(self.version)
 
 
-def parse_path(path: str) -> Target | JSON | None:
-    """A resource target, a discovery document, or None for a path the API does not serve."""
+def parse_path(path: str, kinds: ServedKinds) -> Target | JSON | None:
+    """A resource target, a discovery document, or None for a path the API does not serve
+    (``kinds``: what the cluster serves now, CRD kinds included)."""
+    types = kinds.all()
     parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/") if p]
     if parts[:1] == ["api"]:
         if len(parts) == 1:
@@ -58,25 +61,25 @@ def parse_path(path: str) -> Target | JSON | None:
         group, version, rest = "", parts[1], parts[2:]
     elif parts[:1] == ["apis"]:
         if len(parts) == 1:
-            return discovery.api_group_list()
+            return discovery.api_group_list(types)
         if len(parts) == 2:
-            return discovery.api_group(parts[1])
+            return discovery.api_group(parts[1], types)
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
         return None
     if not rest:
-        return discovery.resource_list(group, version)
+        return discovery.resource_list(group, version, types)
     watch_path = rest[0] == "watch"
     if watch_path:
         rest = rest[1:]
     namespace = None
     if len(rest) >= 3 and rest[0] == "namespaces":
-        namespaced = resource_type(group, rest[2])
+        namespaced = kinds.get(group, rest[2])
         if namespaced is not None and namespaced.namespaced:
             namespace, rest = rest[1], rest[2:]
     if not rest:
         return None
-    rt = resource_type(group, rest[0])
+    rt = kinds.get(group, rest[0])
     if rt is None or version not in rt.versions or len(rest) > 3:
         return None
     name = rest[1] if len(rest) > 1 else None

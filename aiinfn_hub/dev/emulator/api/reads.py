@@ -46,9 +46,15 @@ class ReadVerbs(ResourceBase):
         t = self.target
         items, meta = list_objects(self.store, t, self.query)
         if self._wants_table():
-            self.write_json(table(t.rt, items, meta["resourceVersion"], self._include_object()))
+            columns = self.store.kinds.printer_columns(t.rt, t.version)
+            rv = meta["resourceVersion"]
+            self.write_json(table(t.rt, items, rv, self._include_object(), columns))
             return
-        out_items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
+        view = self.store.kinds.served_view
+        out_items = [
+            {k: v for k, v in view(t.rt, o, t.version).items() if k not in ("kind", "apiVersion")}
+            for o in items
+        ]
         self.write_json(
             {
                 "kind": t.rt.list_kind,
@@ -64,6 +70,7 @@ class ReadVerbs(ResourceBase):
         self.set_header("Cache-Control", "no-cache, private")
 
         as_table = self._wants_table()
+        columns = self.store.kinds.printer_columns(self.target.rt, self.target.version)
 
         async def send(event: JSON) -> None:
             if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
@@ -71,7 +78,7 @@ class ReadVerbs(ResourceBase):
                 rv = obj["metadata"].get("resourceVersion", "")
                 event = {
                     **event,
-                    "object": table(self.target.rt, [obj], rv, self._include_object()),
+                    "object": table(self.target.rt, [obj], rv, self._include_object(), columns),
                 }
             self.write(encode_event(event))
             await self.flush()

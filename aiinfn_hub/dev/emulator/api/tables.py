@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..resources import ResourceType
+from .crd_tables import crd_printer
 
 JSON = dict[str, Any]
 Row = list[Any]
@@ -369,13 +370,21 @@ _DEFAULT_PRINTER: tuple[list[JSON], Callable[[JSON], Row]] = (
 
 
 def table(
-    rt: ResourceType, objects: list[JSON], resource_version: str, include_object: str
+    rt: ResourceType,
+    objects: list[JSON],
+    resource_version: str,
+    include_object: str,
+    printer_columns: list[JSON] | None = None,
 ) -> JSON:
     """A Table of ``objects``; rows carry PartialObjectMetadata unless ``includeObject=None``.
 
     ``includeObject=Object`` embeds the whole object, as kubectl asks for with some outputs.
+    ``printer_columns``: a CRD kind's ``additionalPrinterColumns`` (None for other kinds).
     """
-    columns, row_of = _PRINTERS.get(rt.kind, _DEFAULT_PRINTER)
+    if printer_columns is not None:
+        columns, row_of = crd_printer(printer_columns, _since)
+    else:
+        columns, row_of = _PRINTERS.get(rt.kind, _DEFAULT_PRINTER)
     rows = []
     for obj in objects:
         row: JSON = {"cells": row_of(obj)}

@@ -9,8 +9,9 @@
    label syntax, unique container names, restart policies, requests within limits, immutable
    fields (422 Invalid).
 
-The schema is the official OpenAPI one (``openapi_schema``). Custom resources (Kueue) are stored
-as given, like a CRD without a structural schema.
+The schema is the official OpenAPI one (``openapi_schema``). A custom resource whose CRD is
+established is pruned, defaulted and checked against the CRD's ``openAPIV3Schema``
+(``structural``); a built-in custom kind with no CRD (Kueue's, see ``kinds``) is stored as given.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ....kubemodel.quantity import parse_quantity
+from .. import structural
+from ..crds import definition_errors
 from ..errors import ApiError
-from ..resources import ResourceType
+from ..resources import CRDS, ResourceType
 from . import field_errors as fe
 from .field_errors import FieldError, invalid_status
 from .name_syntax import (
@@ -55,16 +58,22 @@ class Decoded:
 
     warnings: list[str] = field(default_factory=list)
     deferred: list[SchemaProblem] = field(default_factory=list)
+    # a custom resource's CRD schema, checked once defaults are applied
+    custom_schema: JSON | None = None
 
 
-def decode(rt: ResourceType, obj: JSON, field_validation: str | None) -> Decoded:
+def decode(
+    rt: ResourceType, obj: JSON, field_validation: str | None, schema: JSON | None = None
+) -> Decoded:
     """Schema checks made while decoding (see the module docstring); drops unknown fields.
 
     ``field_validation`` is the request's ``fieldValidation`` (Strict, Warn or Ignore;
-    unset means Warn, the server default).
+    unset means Warn, the server default). ``schema`` is a custom resource's CRD schema.
     """
     result = Decoded()
     if rt.custom:
+        if schema is not None:
+            _decode_custom(rt, obj, field_validation, schema, result)
         return result
     api_version = obj.get("apiVersion") or rt.api_version()
     problems = library().problems(rt.kind, api_version, obj)
@@ -108,6 +117,25 @@ def decode(rt: ResourceType, obj: JSON, field_validation: str | None) -> Decoded
         if field_validation != "Ignore":
             result.warnings.extend(messages)
     return result
+
+
+def _decode_custom(
+    rt: ResourceType, obj: JSON, field_validation: str | None, schema: JSON, result: Decoded
+) -> None:
+    """A custom resource: pruned (unknown fields judged as for built-ins), then defaulted."""
+    pruned = structural.prune(obj, schema)
+    if pruned:
+        version = str(obj.get("apiVersion") or rt.api_version()).split("/")[-1]
+        messages = [f'unknown field "{p}"' for p in pruned]
+        if field_validation == "Strict":
+            raise ApiError.bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: strict '
+                "decoding error: " + ", ".join(messages)
+            )
+        if field_validation != "Ignore":
+            result.warnings.extend(messages)
+    structural.apply_defaults(obj, schema)
+    result.custom_schema = schema
 
 
 def drop_unset(obj: JSON) -> None:
@@ -179,6 +207,10 @@ def validate_object(rt: ResourceType, obj: JSON, decoded: Decoded) -> list[Field
     """The field errors of a defaulted object (empty when it is valid)."""
     errors = _metadata_errors(rt, obj.get("metadata") or {})
     errors.extend(_schema_errors(obj, decoded))
+    if decoded.custom_schema is not None:
+        errors.extend(structural.validate(obj, decoded.custom_schema))
+    if rt.key == CRDS.key:
+        errors.extend(definition_errors(obj))
     raw_spec = obj.get("spec")
     spec: JSON = raw_spec if isinstance(raw_spec, dict) else {}
     if rt.kind == "Pod":

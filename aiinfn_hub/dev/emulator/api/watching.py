@@ -167,7 +167,8 @@ class WatchStream:
         return None
 
     def _out(self, obj: JSON) -> JSON:
-        return with_version(self.target.rt, obj, self.target.version)
+        t = self.target
+        return with_version(t.rt, self.store.kinds.served_view(t.rt, obj, t.version), t.version)
 
 
 def _and_named(fields: Callable[[JSON], bool], name: str) -> Callable[[JSON], bool]:

@@ -9,9 +9,11 @@ import random
 import uuid
 from typing import Any
 
+from ..crds import accept, is_terminating, terminating_error
 from ..deletion import delete_object, remove_if_finalized
 from ..errors import ApiError
-from ..resources import NAMESPACES, PODS, SERVICEACCOUNTS
+from ..namespaces import admit_new_content
+from ..resources import CRDS, NAMESPACES, PODS, SERVICEACCOUNTS
 from . import field_errors as fe
 from . import validation
 from .admission import admit_create, apply_defaults, carry_over_on_update
@@ -57,14 +59,16 @@ class WriteVerbs(ResourceBase):
 
     def _create(self, obj: JSON, status: int = 201) -> None:
         t = self.target
+        if is_terminating(self.store, t.rt):
+            raise terminating_error(t.rt)
         decoded = self._decode(obj)
         meta = obj["metadata"]
-        self._admit_namespace(meta.get("name") or meta.get("generateName") or "")
         for server_field in _SERVER_SET_METADATA:
             meta.pop(server_field, None)
         if not meta.get("name") and meta.get("generateName"):
             # named before admission and validation, as the real server does
             meta["name"] = self._generate_name(str(meta["generateName"]))
+        admit_new_content(self.store, t.rt, t.namespace, str(meta.get("name") or ""))
         if not meta.get("name"):
             raise fe.invalid_status(
                 t.rt, "", [fe.required("metadata.name", "name or generateName is required")]
@@ -80,7 +84,10 @@ class WriteVerbs(ResourceBase):
         if self._dry_run():
             self._answer(obj, status)
             return
+        self._at_storage_version(obj)
         created = self.store.create(t.rt, obj)
+        if t.rt.key == CRDS.key:
+            accept(self.store, created)  # the naming and establishing controllers, at once
         if t.rt.key == NAMESPACES.key:
             # the service account controller's work, done at once
             self.store.create(
@@ -88,6 +95,12 @@ class WriteVerbs(ResourceBase):
                 {"metadata": {"name": "default", "namespace": created["metadata"]["name"]}},
             )
         self._answer(created, status)
+
+    def _at_storage_version(self, obj: JSON) -> None:
+        """A CRD's objects are stored at its storage version (served at any served one)."""
+        defined = self.store.kinds.defined(self.target.rt)
+        if defined is not None:
+            obj["apiVersion"] = self.target.rt.api_version(defined.storage)
 
     def _generate_name(self, prefix: str) -> str:
         t = self.target
@@ -98,20 +111,6 @@ class WriteVerbs(ResourceBase):
         raise ApiError(
             500, "InternalError", f"Internal error occurred: no unique name for prefix {prefix}"
         )
-
-    def _admit_namespace(self, name: str) -> None:
-        """NamespaceLifecycle: no new objects in a missing or terminating namespace."""
-        ns = self.target.namespace
-        if ns is None:
-            return
-        namespace = self.store.get(NAMESPACES, None, ns)
-        if namespace is None:
-            raise ApiError.namespace_not_found(ns)
-        if "deletionTimestamp" in namespace["metadata"]:
-            raise ApiError.forbidden(
-                f'{self.target.rt.qualified_plural} "{name}" is forbidden: unable to create new '
-                f"content in namespace {ns} because it is being terminated"
-            )
 
     def _pod_subresource_post(self) -> None:
         t = self.target
@@ -257,8 +256,13 @@ class WriteVerbs(ResourceBase):
             # the last finalizer is gone: the object goes in one step (one DELETED event)
             self._answer(self.store.delete(t.rt, t.namespace, t.name or ""))
             return
+        self._at_storage_version(new)
         updated = self.store.update(t.rt, new, expected_rv=expected_rv)
-        remove_if_finalized(self.store, t.rt, updated)
+        if remove_if_finalized(self.store, t.rt, updated):
+            self._answer(updated)
+            return
+        if t.rt.key == CRDS.key and t.subresource is None:
+            accept(self.store, updated)  # the served kind follows the new spec
         self._answer(updated)
 
 

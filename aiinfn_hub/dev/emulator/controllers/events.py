@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import collections
 import copy
+import logging
 import time
 from typing import Any
 
+from ..namespaces import is_terminating
 from ..resources import EVENTS
 from ..store import Store, now_rfc3339
 
+log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 _AGGREGATION_MEMORY = 4096
 
@@ -112,8 +115,12 @@ class EventRecorder:
         instance: str | None = None,
         action: str | None = None,
         related: JSON | None = None,
-    ) -> JSON:
-        """Record one occurrence; returns the stored Event (new or with a higher count)."""
+    ) -> JSON | None:
+        """Record one occurrence; returns the stored Event (new or with a higher count).
+
+        None when the API server would refuse it: a new event in a namespace being deleted
+        (NamespaceLifecycle's 403), which client-go's recorder drops, as here, without retrying.
+        """
         meta = involved["metadata"]
         key = (
             component,
@@ -136,6 +143,15 @@ class EventRecorder:
                 repeated["lastTimestamp"] = now_rfc3339()
                 self._recent.move_to_end(key)
                 return self._store.update(EVENTS, repeated)
+        namespace = meta.get("namespace") or "default"
+        if is_terminating(self._store, namespace):
+            log.debug(
+                "event %s on %s dropped: namespace %s is terminating",
+                reason,
+                meta["name"],
+                namespace,
+            )
+            return None
         event = build_event(
             involved,
             reason=reason,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..deletion import FOREGROUND, delete_object, remove_if_finalized
 from ..errors import ApiError
-from ..resources import RESOURCE_TYPES, ResourceType
+from ..resources import ResourceType
 from ..store import JSON, Store, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class GarbageCollector:
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
-        for rt in RESOURCE_TYPES:
+        for rt in self._store.kinds.all():
             for obj in self._store.iter(rt):
                 self._changed(rt, obj)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="garbage-collector")
