@@ -130,7 +130,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
             "status.podIP",
             "status.nominatedNodeName",
         ),
-        subresources=("status", "log", "binding", "eviction"),
+        subresources=("status", "log", "binding", "eviction", "attach", "exec", "portforward"),
         categories=("all",),
     ),
     ResourceType(

@@ -27,12 +27,14 @@ from typing import Any, TypeVar
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from .access import ApiAccess, is_loopback_host, new_token
-from .api.app import make_app
+from .api.app import TokenCheckedApplication, make_app
 from .api.faults import Faults
 from .cluster import ClusterSpec, initial_objects
 from .controllers import ControllerOptions, Controllers
+from .controllers.container_access import KubeletContainers
 from .kubeconfig import write_kubeconfig
 from .resources import RESOURCE_TYPES, by_kind
 from .store import Store
@@ -101,6 +103,7 @@ class Emulator:
         )
         self._validate = validate
         self._server: HTTPServer | None = None
+        self._app: TokenCheckedApplication | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -164,7 +167,13 @@ class Emulator:
         # a new token and CA at each start: an old kubeconfig stops working
         token = new_token()
         certificate = make_serving_certificate(serving_hosts(self.host))
-        app = make_app(self.store, self.faults, token=token, validate=self._validate)
+        app = self._app = make_app(
+            self.store,
+            self.faults,
+            token=token,
+            validate=self._validate,
+            runtime=KubeletContainers(self.controllers.kubelet, self.store),
+        )
         sockets = bind_sockets(self.port, self.host)
         self.port = sockets[0].getsockname()[1]
         self._access = ApiAccess(self.url, token, certificate.ca_pem)
@@ -180,28 +189,35 @@ class Emulator:
 
     async def _create_initial_objects(self) -> None:
         """Create the cluster file's objects through the API, so admission applies to them."""
-        client = AsyncHTTPClient()
+        # tornado's own client: JupyterHub configures curl as the default where pycurl is
+        # installed (the z2jh hub image), and curl takes no ssl_options
+        client = SimpleAsyncHTTPClient(force_instance=True)
         access = self.access
         context = access.ssl_context()
-        for obj in initial_objects(self.cluster):
-            rt = by_kind(obj["kind"])
-            version = obj.get("apiVersion", rt.api_version()).split("/")[-1]
-            prefix = f"/apis/{rt.group}/{version}" if rt.group else f"/api/{version}"
-            ns = obj.get("metadata", {}).get("namespace") or "default"
-            scope = f"/namespaces/{ns}" if rt.namespaced else ""
-            collection = f"{self.url}{prefix}{scope}/{rt.plural}"
-            created = await _send(client, "POST", collection, obj, access.headers, context)
-            if obj.get("status") and rt.subresources and "status" in rt.subresources:
-                name = created["metadata"]["name"]
-                status_obj = {**created, "status": obj["status"]}
-                await _send(
-                    client,
-                    "PUT",
-                    f"{collection}/{name}/status",
-                    status_obj,
-                    access.headers,
-                    context,
-                )
+        try:
+            for obj in initial_objects(self.cluster):
+                # a kind of a CRD given at start too (served by the store's kinds)
+                group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+                rt = self.store.kinds.by_kind(group, obj["kind"]) or by_kind(obj["kind"])
+                version = obj.get("apiVersion", rt.api_version()).split("/")[-1]
+                prefix = f"/apis/{rt.group}/{version}" if rt.group else f"/api/{version}"
+                ns = obj.get("metadata", {}).get("namespace") or "default"
+                scope = f"/namespaces/{ns}" if rt.namespaced else ""
+                collection = f"{self.url}{prefix}{scope}/{rt.plural}"
+                created = await _send(client, "POST", collection, obj, access.headers, context)
+                if obj.get("status") and rt.subresources and "status" in rt.subresources:
+                    name = created["metadata"]["name"]
+                    status_obj = {**created, "status": obj["status"]}
+                    await _send(
+                        client,
+                        "PUT",
+                        f"{collection}/{name}/status",
+                        status_obj,
+                        access.headers,
+                        context,
+                    )
+        finally:
+            client.close()
 
     def shutdown(self) -> None:
         """Ask a serving emulator to stop (thread-safe)."""
@@ -211,6 +227,9 @@ class Emulator:
     async def _teardown(self) -> None:
         self.store.close_watchers()
         await self.controllers.stop()
+        if self._app is not None:
+            # after the controllers: exec sessions end with their containers' processes
+            await self._app.open_streams.close_all()
         if self._server is not None:
             self._server.stop()
             with contextlib.suppress(asyncio.TimeoutError):

@@ -25,6 +25,9 @@ from .deletes import DeleteVerbs
 from .faults import Faults
 from .handlers import EmulatorHandler
 from .reads import ReadVerbs
+from .streams.handlers import stream_routes
+from .streams.open_streams import OpenStreams
+from .streams.targets import ContainerRuntime
 from .writes import WriteVerbs
 
 
@@ -51,14 +54,14 @@ class OpenAPIHandler(EmulatorHandler):
 
     def get(self, rest: str) -> None:
         if not rest:
-            self.write_json(discovery.openapi_v3_index())
+            self.write_json(discovery.openapi_v3_index(self.store.kinds.all()))
             return
         parts = rest.strip("/").split("/")
         doc = None
         if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.openapi_v3_document("", parts[1])
+            doc = discovery.openapi_v3_document("", parts[1], self.store.kinds.all())
         elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.openapi_v3_document(parts[1], parts[2])
+            doc = discovery.openapi_v3_document(parts[1], parts[2], self.store.kinds.all())
         if doc is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self.write_json(doc)
@@ -104,12 +107,21 @@ class TokenCheckedApplication(tornado.web.Application):
     """A tornado application that hands every request without ``token`` to
     ``UnauthorizedHandler``, before routing: no handler, present or future, can forget it."""
 
-    def __init__(self, rules: list[Any], *, token: str, handler_args: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        rules: list[Any],
+        *,
+        token: str,
+        handler_args: dict[str, Any],
+        open_streams: OpenStreams,
+    ) -> None:
         if not token:
             raise ValueError("the emulator's API needs a bearer token")
         super().__init__(rules, compress_response=False)
         self._token = token
         self._handler_args = handler_args
+        # exec/attach/port-forward connections, which the server cannot close once upgraded
+        self.open_streams = open_streams
 
     def find_handler(
         self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
@@ -120,28 +132,38 @@ class TokenCheckedApplication(tornado.web.Application):
 
 
 def make_app(
-    store: Store, faults: Faults, *, token: str, validate: bool = True
-) -> tornado.web.Application:
+    store: Store,
+    faults: Faults,
+    *,
+    token: str,
+    validate: bool = True,
+    runtime: ContainerRuntime | None = None,
+) -> TokenCheckedApplication:
     """The emulator's tornado application over ``store``.
 
     Every request must carry ``Authorization: Bearer <token>`` (else 401). ``validate=True``
     checks written objects against the official schemas and the API server's own rules
     (needs the ``kubernetes-validate`` package); ``faults`` is attached to the store so it can
-    break open watches.
+    break open watches. ``runtime`` gives ``exec``, ``attach`` and ``portforward`` the
+    kubelet's local processes and pod IPs; without it every container counts as simulated.
+    ``app.open_streams.close_all()`` ends their connections when the server stops.
     """
     faults.store = store
     if validate:
         validation.preload()
     args = {"store": store, "faults": faults, "validate": validate}
+    open_streams = OpenStreams()
     return TokenCheckedApplication(
         [
             (r"/(?:healthz|readyz|livez)", HealthHandler, args),
             (r"/version/?", VersionHandler, args),
             (r"/_emulator/faults", FaultsHandler, args),
             (r"/openapi/v3/?(.*)", OpenAPIHandler, args),
+            *stream_routes(args, runtime, open_streams),
             (r"/apis?(?:/.*)?", ResourceHandler, args),
             (r".*", NotFoundHandler, args),
         ],
         token=token,
         handler_args=args,
+        open_streams=open_streams,
     )

@@ -96,8 +96,17 @@ def _resource_entry(rt: ResourceType) -> list[JSON]:
             "log": ["get"],
             "binding": ["create"],
             "eviction": ["create"],
+            "attach": ["create", "get"],
+            "exec": ["create", "get"],
+            "portforward": ["create", "get"],
         }[sub]
-        kind = {"binding": "Binding", "eviction": "Eviction"}.get(sub, rt.kind)
+        kind = {
+            "binding": "Binding",
+            "eviction": "Eviction",
+            "attach": "PodAttachOptions",
+            "exec": "PodExecOptions",
+            "portforward": "PodPortForwardOptions",
+        }.get(sub, rt.kind)
         out.append(
             {
                 "name": f"{rt.plural}/{sub}",

@@ -69,6 +69,10 @@ class Kubelet:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
 
+    def worker(self, uid: str) -> PodWorker | None:
+        """The worker of the pod with ``uid`` on this kubelet, if any."""
+        return self._workers.get(uid)
+
     @property
     def addresses(self) -> PodAddressPool:
         return self._ctx.addresses

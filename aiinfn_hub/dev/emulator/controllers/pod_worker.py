@@ -205,6 +205,14 @@ class PodWorker:
         """PIDs of the container processes still running."""
         return [p.pid for p in self._processes.values() if p.alive]
 
+    def running_process(self, name: str) -> tuple[LocalProcess, ExecContext] | None:
+        """Container ``name``'s live process and how it was started (for exec and attach)."""
+        process = self._processes.get(name)
+        context = self._exec_contexts.get(name)
+        if process is None or not process.alive or context is None:
+            return None
+        return process, context
+
     async def wait_done(self) -> None:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -628,7 +636,9 @@ class PodWorker:
             **env,
         }
         log_path = log_folder(self.ctx.state_dir, self.namespace, self.name) / f"{state.name}.log"
-        process = await LocalProcess.start(argv, cwd=cwd, env=full_env, log_path=log_path)
+        process = await LocalProcess.start(
+            argv, cwd=cwd, env=full_env, log_path=log_path, open_stdin=bool(spec.get("stdin"))
+        )
         self._exec_contexts[state.name] = ExecContext(
             full_env, cwd, lambda part: translate(part, mounts)
         )

@@ -1,5 +1,6 @@
 """Containers as local processes: start, signal, wait, and probes (exec in the container's
-environment, httpGet and tcpSocket against the pod IP).
+environment, httpGet and tcpSocket against the pod IP); what ``kubectl exec`` needs of a
+running container (``RunningContainer``, ``find_executable``, ``LocalProcess.identity``).
 
 Each process runs in its own session (its own process group), so stopping a container signals
 everything it started, the way a container runtime stops a whole container. Output goes to a
@@ -28,6 +29,17 @@ class StartError(Exception):
     """The runtime could not start the container (reported as ``StartError``, exit code 128)."""
 
 
+def find_executable(name: str, env: Mapping[str, str]) -> str:
+    """What runs for ``argv[0]``: a path as given, else a lookup in the container's PATH;
+    StartError in the runtime's words (runc's) when there is nothing to run."""
+    if "/" in name:
+        return name
+    executable = shutil.which(name, path=env.get("PATH"))
+    if executable is None:
+        raise StartError(f'exec: "{name}": executable file not found in $PATH')
+    return executable
+
+
 class LocalProcess:
     """One running container process."""
 
@@ -37,14 +49,22 @@ class LocalProcess:
 
     @classmethod
     async def start(
-        cls, argv: list[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
+        cls,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        open_stdin: bool = False,
     ) -> LocalProcess:
-        """Start ``argv``; StartError when the executable is missing or cannot run."""
+        """Start ``argv``; StartError when the executable is missing or cannot run.
+
+        ``open_stdin`` (the container's ``stdin: true``) gives it a pipe ``kubectl attach``
+        can write to; otherwise it reads from /dev/null, like a container without stdin.
+        """
         if not argv:
             raise StartError("no command to run")
-        executable = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
-        if executable is None:
-            raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+        executable = find_executable(argv[0], env)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             try:
@@ -53,7 +73,7 @@ class LocalProcess:
                     *argv[1:],
                     cwd=str(cwd),
                     env=dict(env),
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE if open_stdin else subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -61,6 +81,27 @@ class LocalProcess:
             except OSError as exc:
                 raise StartError(f'exec: "{argv[0]}": {exc.strerror or exc}') from exc
         return cls(process)
+
+    def identity(self) -> tuple[int, int, list[int]] | None:
+        """``(uid, gid, supplementary groups)`` the process runs as (Linux ``/proc``); None
+        once it is gone. ``kubectl exec`` joins the container as this user."""
+        try:
+            lines = Path(f"/proc/{self.pid}/status").read_text().splitlines()
+        except OSError:
+            return None
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        try:
+            uid = int(fields["Uid"].split()[1])  # real, effective, saved, filesystem
+            gid = int(fields["Gid"].split()[1])
+            groups = [int(g) for g in fields.get("Groups", "").split()]
+        except (KeyError, IndexError, ValueError):
+            return None
+        return uid, gid, groups
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None:
+        """The pipe to the process's stdin (``open_stdin``), None when it has none."""
+        return self._process.stdin
 
     @property
     def alive(self) -> bool:
@@ -91,12 +132,21 @@ def resolve_port(port: Any, container: JSON) -> int | None:
 
 @dataclass(frozen=True)
 class ExecContext:
-    """What an exec probe runs in: the container's environment, working folder and the
-    rewriting of its mountPaths to host folders."""
+    """What an exec probe (or ``kubectl exec``) runs in: the container's environment, working
+    folder and the rewriting of its mountPaths to host folders."""
 
     env: Mapping[str, str]
     cwd: Path
     translate: Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class RunningContainer:
+    """A container running as a local process: what exec, attach and port-forward reach."""
+
+    process: LocalProcess
+    context: ExecContext
+    log_path: Path | None
 
 
 async def probe_once(
@@ -154,10 +204,9 @@ async def _exec_probe(command: list[str], context: ExecContext, timeout: float) 
     argv = [context.translate(part) for part in command]
     if not argv:
         return False
-    executable = (
-        shutil.which(argv[0], path=context.env.get("PATH")) if "/" not in argv[0] else argv[0]
-    )
-    if executable is None:
+    try:
+        executable = find_executable(argv[0], context.env)
+    except StartError:
         return False
     try:
         process = await asyncio.create_subprocess_exec(
