@@ -92,6 +92,23 @@ class KubeError(Exception):
         """409: the name is taken (create) or the object changed meanwhile (update)."""
         return self.status == 409
 
+    @property
+    def unavailable(self) -> bool:
+        """The cluster did not answer or could not serve the call now (unreachable, 429, 5xx):
+        the same call may work later; it says nothing about the object."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def cluster_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by our calls or by kubespawner's (which lets the client's
+    ``ApiException`` and network errors through), means the cluster is not answering now."""
+    if isinstance(exc, KubeError):
+        return exc.unavailable
+    if isinstance(exc, client.ApiException):
+        status = int(exc.status or 0)
+        return status == 0 or status == 429 or status >= 500
+    return isinstance(exc, OSError | TimeoutError | aiohttp.ClientError)
+
 
 def object_of_path(path: str, body: Any = None) -> tuple[str, str, str]:
     """``(kind, namespace, name)`` of an API path (``/api/v1/namespaces/ns/pods/p/log`` ->

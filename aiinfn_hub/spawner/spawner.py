@@ -22,7 +22,7 @@ from ..config import PlatformConfig, config_provider
 from ..inventory.availability import ModelAvailability
 from ..inventory.live import LiveInventory
 from ..kube.informer import ClusterView
-from ..kube.rest import KubeError, kube_call
+from ..kube.rest import KubeError, cluster_unavailable, kube_call
 from ..platform import entitlements
 from ..platform.entitlements import UserContext
 from ..platform.names import user_server_slug, user_slug
@@ -70,6 +70,13 @@ async def stop_shared_inventories() -> None:
             await inventory.view.stop()
             await inventory.view.api_client.close()
         _inventories.pop(loop, None)
+
+
+# what a user sees when their server cannot start because the cluster does not answer
+CLUSTER_UNAVAILABLE = (
+    "The cluster is not answering right now, so your server was not started. Nothing was "
+    "lost: try again in a minute; if it lasts, tell the platform administrators."
+)
 
 
 class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
@@ -374,8 +381,13 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             self._remember_pod_uid()
             self._record_started()
             await self.report_storage()
-        except BaseException:
+        except BaseException as exc:
             self._restore_last_started()
+            if isinstance(exc, Exception) and cluster_unavailable(exc):
+                self.log.warning(
+                    "Start of %s failed, the cluster not answering: %s", self._log_name, exc
+                )
+                raise web.HTTPError(503, CLUSTER_UNAVAILABLE) from None
             raise
         finally:
             self._storage_reported.set()
@@ -567,13 +579,41 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         return notes
 
     async def poll(self) -> int | None:
-        status: int | None = await super().poll()
+        """kubespawner's poll, riding out a cluster that does not answer: the server is taken as
+        still running (None) rather than stopped, since JupyterHub stops and forgets servers
+        whose poll fails (at its start, for one); the next poll looks again. A reflector that
+        gave up watching or never started (kubespawner's give up after about 50 s of failures,
+        and one whose first list failed keeps failing every caller) is replaced first."""
+        try:
+            await self._replace_dead_reflectors()
+            status: int | None = await super().poll()
+        except Exception as exc:
+            if not cluster_unavailable(exc):
+                raise
+            self.log.warning(
+                "Cannot check the server of %s, the cluster not answering (%s): taken as "
+                "still running until the next poll",
+                self._log_name,
+                exc,
+            )
+            return None
         if status is None:
             try:
                 await self.keep_token_fresh()
             except Exception as exc:  # a poll must never fail because of the token
                 self.log.warning("Token upkeep for %s failed: %s", self.user.name, exc)
         return status
+
+    async def _replace_dead_reflectors(self) -> None:
+        for kind, start in (
+            ("pods", self._start_watching_pods),
+            ("events", self._start_watching_events),
+        ):
+            reflector = self.__class__.reflectors.get(self._get_reflector_key(kind))
+            if reflector is None or not _reflector_is_dead(reflector):
+                continue
+            self.log.warning("The %s reflector stopped watching: starting a new one", kind)
+            await start(replace=True)
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
@@ -682,3 +722,13 @@ def _refusal(exc: OptionsError) -> web.HTTPError:
 def _escape(message: str) -> str:
     """HTTPError formats its message with ``%``."""
     return message.replace("%", "%%")
+
+
+def _reflector_is_dead(reflector: Any) -> bool:
+    """Its first list failed (every caller then gets that error, for good), or its watch
+    task ended (kubespawner's reflectors stop after repeated failures)."""
+    first = reflector.first_load_future
+    if first.done() and not first.cancelled() and first.exception() is not None:
+        return True
+    task = getattr(reflector, "watch_task", None)
+    return task is not None and task.done()

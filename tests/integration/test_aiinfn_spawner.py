@@ -10,6 +10,7 @@ import pytest
 from hub_helpers import add_user, until
 from jupyterhub.tests.utils import api_request
 
+from aiinfn_hub.dev.emulator.resources import by_kind
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -258,3 +259,37 @@ async def test_templates_expand_to_injective_names_and_plain_text_stays(hub: Any
     assert expand("{{username}} is literal") == "{username} is literal"
     assert expand("/home/jovyan/work-") == "/home/jovyan/work-"  # no field: as it is
     assert spawner.pod_name == f"jupyter-{slug}"
+
+
+async def test_a_reflector_that_gave_up_is_replaced_and_an_outage_is_no_stop(
+    hub: Any, emulator: Emulator
+) -> None:
+    """kubespawner's pod reflector ends its watch for good after ~50 s of failures; the next
+    poll starts a new one. A poll while the cluster does not answer says "still running"
+    (JupyterHub stops and forgets servers whose poll fails), and the answer is right again
+    once the cluster is back."""
+    alice = add_user(hub, "alice", "ml-infn")
+    spawner = alice.spawner
+    spawner.user_options = {"image": "cuda-ml"}
+    await spawner.start()
+    assert await spawner.poll() is None
+    reflector = spawner.pod_reflector
+    reflector.watch_task.cancel()  # as when it gives up: its task is over
+    await until(reflector.watch_task.done)
+
+    emulator.faults.fail_next("*", "*", count=10**6, code=503)
+    try:
+        # unknown: taken as running, not as stopped, poll after poll (the replacement's own
+        # first list fails too: that one is replaced at the next poll)
+        assert await spawner.poll() is None
+        assert await spawner.poll() is None
+    finally:
+        emulator.faults.clear()
+    assert await spawner.poll() is None
+    assert spawner.pod_reflector is not reflector
+    assert not spawner.pod_reflector.watch_task.done()
+    # the new reflector follows the cluster: the pod deleted behind the hub's back is seen
+    pod = emulator.objects("Pod", NS)[0]["metadata"]["name"]
+    emulator.call(lambda: emulator.store.delete(by_kind("Pod"), NS, pod))
+    await until(lambda: spawner.pod_reflector.pods.get(f"{NS}/{pod}") is None)
+    assert await spawner.poll() is not None

@@ -27,6 +27,7 @@ from iam_platform import (
     wait_for,
 )
 
+from aiinfn_hub.dev.emulator.resources import by_kind
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 pytestmark = pytest.mark.slow
@@ -152,3 +153,60 @@ def test_an_iam_outage_logs_nobody_out_and_renewals_resume_after_it(hub: Hub) ->
         if provider_stopped:
             hub.provider.start()
         stop(hub, "bob")
+
+
+def _free(session: requests.Session, hub: Hub, model: str) -> int:
+    """Free units of ``model`` as the spawn form's script reads them (the hub's informers)."""
+    answer = session.get(f"{hub.url}/hub/api/aiinfn/accelerators", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return int(next(m["free"] for m in answer.json() if m["name"] == model))
+
+
+def _gpu_pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": "Tesla-T4"},
+            "containers": [
+                {"name": "c", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+            ],
+        },
+    }
+
+
+def test_a_kubernetes_api_outage_keeps_pages_up_fails_spawns_clearly_and_recovers(
+    hub: Hub,
+) -> None:
+    session, page = sign_in(hub, "frank", "frank-pw")
+    assert page.status_code == 200
+    before = _free(session, hub, "t4")
+    emulator, faults = hub.emulator, hub.emulator.faults
+    # every call fails, and every open watch ends with 410 Gone
+    emulator.call(lambda: faults.fail_next("*", "*", count=10**9, code=503))
+    emulator.call(lambda: faults.break_watches("*", "gone"))
+    try:
+        # pages keep answering, from what the hub knows
+        assert session.get(f"{hub.url}/hub/home", timeout=30).status_code == 200
+        assert session.get(f"{hub.url}/hub/spawn", timeout=30).status_code == 200
+        assert _free(session, hub, "t4") == before
+        # a spawn meanwhile fails at once, saying to try again, and leaves nothing pending
+        started = session.post(
+            f"{hub.url}/hub/api/users/frank/server",
+            json={},
+            headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+            timeout=60,
+        )
+        assert started.status_code == 503, started.text
+        assert "try again in a minute" in started.json()["message"]
+        server = hub.admin_get("/users/frank")["servers"].get("")
+        assert server is None or not (server["pending"] or server["ready"]), server
+        # a GPU pod appears while the hub cannot watch
+        emulator.call(lambda: emulator.store.create(by_kind("Pod"), _gpu_pod("elsewhere")))
+    finally:
+        emulator.call(faults.clear)
+    # the informers recover: the counts include what changed during the outage, and a spawn works
+    wait_for(lambda: _free(session, hub, "t4") == before - 1, WAIT, "the counts to catch up")
+    spawn(hub, "frank")
+    stop(hub, "frank")
