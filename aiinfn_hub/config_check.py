@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .config import PlatformConfigError, load_platform_config
+from .config import PlatformConfig, PlatformConfigError, load_platform_config
 
 
 def check_config_command(path: str, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -35,6 +35,35 @@ def check_config_command(path: str, *, out: TextIO | None = None, err: TextIO | 
         return 1
     print(f"{path}: valid", file=out)
     print(config.summary(), file=out)
-    for warning in config.warnings():
+    for warning in [*config.warnings(), *jobs_quota_warnings(config)]:
         print(f"warning: {warning}", file=err)
     return 0
+
+
+def jobs_quota_warnings(config: PlatformConfig) -> list[str]:
+    """Accelerator quotas of the jobs' pool that leave jobs waiting forever.
+
+    The Bunshin service runs with every hub, so jobs are on whenever the catalogue has
+    accelerators; a model without units in ``jobs.poolAccelerators`` gets quota 0 in the pool
+    ClusterQueue, and Kueue keeps every job asking for it queued (not failed, so the user is
+    not told why). Valid, since a site may keep its GPUs for notebooks: a warning.
+    """
+    jobs = config.jobs
+    if not config.accelerators:
+        return []
+    found: list[str] = []
+    if not any(units > 0 for units in jobs.pool_accelerators.values()):
+        found.append(
+            "jobs.poolAccelerators is empty: the Kueue ClusterQueue "
+            f"{jobs.pool_queue} lends jobs no accelerator (quota 0 for every model), so a job "
+            "asking for a GPU, MIG slice or FPGA stays queued; list the units of each model "
+            "jobs may use, e.g. `{t4: 4}` (notebooks preempt jobs, so every unit may be lent)"
+        )
+    catalogue = {model.name for model in config.accelerators}
+    unknown = sorted(set(jobs.pool_accelerators) - catalogue)
+    if unknown:
+        found.append(
+            f"jobs.poolAccelerators names {', '.join(unknown)}, not in the accelerators "
+            f"catalogue ({', '.join(sorted(catalogue))}): those units are lent to no model"
+        )
+    return found

@@ -27,6 +27,7 @@ from traitlets.traitlets import DefaultHandler
 
 from .auth.authenticator import IAMAuthenticator
 from .config import PlatformConfig
+from .envkernels.spec_manager import EnvironmentKernelSpecManager
 from .services.web import ServiceAuth
 from .spawner.spawner import AIInfnSpawner
 
@@ -55,6 +56,12 @@ CONFIGURABLE_CLASSES: tuple[tuple[type[Configurable], str], ...] = (
         ServiceAuth,
         "The hub login of the platform's services (e.g. Bunshin), in the service's own process: "
         "the hub's `jupyterhub_config.py` does not reach it.",
+    ),
+    (
+        EnvironmentKernelSpecManager,
+        "In the single-user image's Jupyter server configuration "
+        "(`images/singleuser/jupyter_server_config.json`), selected with "
+        "`ServerApp.kernel_spec_manager_class`: the managed environments as kernels.",
     ),
 )
 

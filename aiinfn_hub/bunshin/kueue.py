@@ -6,9 +6,10 @@
   nodes) after the models of each accelerator resource the virtual nodes offer
   (``jobs.offload.accelerators``), so an offloaded job goes remote when its model's quota is
   used up (Kueue's flavour fallback: flavours are tried in order);
-- a ``pool`` ClusterQueue holding the platform's quota for jobs (``jobs.poolCpu``,
-  ``poolMemory``, ``poolAccelerators``) and a ClusterQueue per project with no quota of its own
-  that borrows from the pool in one cohort (the AI_INFN layout);
+- a pool ClusterQueue (``jobs.poolQueue``, default ``pool``: ClusterQueues are cluster-wide,
+  so two deployments on one cluster name theirs apart) holding the platform's quota for jobs
+  (``jobs.poolCpu``, ``poolMemory``, ``poolAccelerators``) and a ClusterQueue per project with
+  no quota of its own that borrows from the pool in one cohort (the AI_INFN layout);
 - a LocalQueue per project in the jobs' namespace, named as jobs reference it;
 - the WorkloadPriorityClass and the (negative, never-preempting) PriorityClass of job pods.
 
@@ -54,7 +55,7 @@ from ..platform.vocabulary import MANAGED_BY, MANAGER_HUB
 JSON = dict[str, Any]
 API = "kueue.x-k8s.io/v1beta2"
 BASE = ("cpu", "memory")
-DEFAULT_FLAVOR, VIRTUAL_FLAVOR, POOL = "default", "interlink", "pool"
+DEFAULT_FLAVOR, VIRTUAL_FLAVOR = "default", "interlink"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -75,7 +76,7 @@ def kueue_objects(config: PlatformConfig) -> list[JSON]:
     return [
         *_priority_classes(config.jobs),
         *_flavors(config),
-        _cluster_queue(POOL, config.jobs, groups),
+        _cluster_queue(config.jobs.pool_queue, config.jobs, groups),
         *(obj for name in sorted(config.projects) for obj in _project_queues(name, config, groups)),
     ]
 

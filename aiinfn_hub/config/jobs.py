@@ -280,6 +280,15 @@ class Jobs(ConfigSection):
     cohort: KubeName = Field(
         "aiinfn", description="Kueue cohort joining the projects' ClusterQueues and the pool."
     )
+    pool_queue: KubeName = Field(
+        "pool",
+        description="Name of the ClusterQueue holding the jobs' quota (`poolCpu`, "
+        "`poolMemory`, `poolAccelerators`) that the projects' ClusterQueues borrow from. "
+        "ClusterQueues are cluster-wide: a second deployment on the same cluster (an event "
+        "next to the site) needs its own name here, and its own `cohort`, or applying its "
+        "Kueue objects replaces the first one's quota. Must differ from every "
+        "`project-<name>` (`render-kueue` refuses a clash). Default `pool`.",
+    )
     pool_cpu: str = Field(
         "64", description="CPU cores the pool ClusterQueue lends to projects' jobs, e.g. `64`."
     )

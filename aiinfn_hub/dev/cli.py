@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         "pods annotated emulator.aiinfn.dev/outcome=process are simulated too)",
     )
     emu.add_argument(
+        "--pod-network",
+        choices=("auto", "netns", "loopback"),
+        default="auto",
+        help="the pods' network (default auto): netns gives each process-mode pod a network "
+        "namespace of its own, its IP in 100.N.0.0/16 on a bridge aiinfn-N private to this "
+        "emulator (no forwarding, no NAT), so every pod may bind any port and localhost is "
+        "its own, but it cannot reach this machine's 127.0.0.1 (its host is 100.N.0.1); it "
+        "needs Linux, root and the ip command; loopback gives each pod a 127.N.x.y IP on "
+        "this machine's network (a server must bind its pod IP; ports bound on 0.0.0.0 or "
+        "127.0.0.1 are shared by all pods); auto is netns where possible and pods run as "
+        "processes, loopback otherwise, with a log line saying why",
+    )
+    emu.add_argument(
         "--no-validate",
         action="store_true",
         help="skip OpenAPI schema validation of written objects (faster, less faithful)",
@@ -123,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_emulator(args: argparse.Namespace) -> int:
     from .emulator.access import is_loopback_host
     from .emulator.cluster import ClusterSpec, load_cluster_file, load_crds
+    from .emulator.controllers.pod_network import NetworkUnavailable
     from .emulator.runtime import Emulator
 
     if not args.insecure_listen and not is_loopback_host(args.host):
@@ -152,6 +166,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         run_processes=args.run_processes,
         insecure_listen=args.insecure_listen,
         validate=not args.no_validate,
+        pod_network=args.pod_network,
     )
 
     def ready() -> None:
@@ -170,6 +185,9 @@ def _run_emulator(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except NetworkUnavailable as exc:
+        print(f"aiinfn-dev emulator: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"aiinfn-dev emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import requests
 import yaml
 
 from aiinfn_hub.bunshin.kueue import check_kueue, kueue_objects
-from aiinfn_hub.config import load_platform_config
+from aiinfn_hub.config import PlatformConfigError, load_platform_config, validate_platform_config
 from aiinfn_hub.dev.emulator.resources import collection_path
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
@@ -121,3 +122,45 @@ def test_the_command_prints_yaml_or_the_errors(tmp_path: Path) -> None:
         [*command, str(bad)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 1 and "nominalQuota 'many'" in done.stderr
+
+
+def _with_jobs(**jobs: Any) -> Any:
+    """The example platform with some ``jobs`` keys set (as a document would)."""
+    data = yaml.safe_load((ROOT / "examples" / "platform.yaml").read_text())
+    data["jobs"] = {**data["jobs"], **jobs}
+    return validate_platform_config(data)
+
+
+def test_the_pool_queue_is_named_by_the_configuration() -> None:
+    """A second deployment on the cluster (an event) names its pool and cohort apart, so
+    applying its objects does not replace the site's quota."""
+    assert CONFIG.jobs.pool_queue == "pool"  # the default: the shipped manifests keep it
+    event = _with_jobs(poolQueue="hackathon-pool", cohort="hackathon", poolAccelerators={"t4": 1})
+    objects = kueue_objects(event)
+    assert check_kueue(objects) == []
+    queues = by_kind(objects, "ClusterQueue")
+    assert "pool" not in queues
+    assert set(queues) == {"hackathon-pool"} | {f"project-{p}" for p in event.projects}
+    assert {q["spec"]["cohortName"] for q in queues.values()} == {"hackathon"}
+    (t4,) = [
+        f
+        for g in queues["hackathon-pool"]["spec"]["resourceGroups"]
+        for f in g["flavors"]
+        if f["name"] == "gpu-t4"
+    ]
+    assert t4["resources"] == [{"name": "nvidia.com/gpu", "nominalQuota": "1"}]
+    # the project queues lend nothing of their own: only the named pool does
+    project = queues["project-cms"]["spec"]["resourceGroups"]
+    assert {r["nominalQuota"] for g in project for f in g["flavors"] for r in f["resources"]} == {
+        "0"
+    }
+
+
+def test_a_pool_queue_named_like_a_project_queue_is_refused() -> None:
+    objects = kueue_objects(_with_jobs(poolQueue="project-cms"))
+    assert "ClusterQueue/project-cms: defined twice" in check_kueue(objects)
+
+
+def test_a_pool_queue_name_must_be_a_kubernetes_name() -> None:
+    with pytest.raises(PlatformConfigError, match="poolQueue"):
+        _with_jobs(poolQueue="Pool_Queue")

@@ -1,4 +1,5 @@
-"""The Kubernetes rights the Bunshin service needs, read from its code (not written by hand).
+"""The Kubernetes rights the hub's pod needs, read from its code (not written by hand): the
+Bunshin service's (``bunshin_rights``) and the rest of the hub's (``hub_rights``, below).
 
 Every call ``<...>.cluster.<method>(...)`` in ``aiinfn_hub/bunshin/`` is mapped to the
 (API group, resource, verb) it issues through :class:`~aiinfn_hub.bunshin.cluster.JobCluster`,
@@ -12,7 +13,11 @@ jobs' namespace; ``nodes()`` is cluster-wide.
 from __future__ import annotations
 
 import ast
+import re
+from functools import cache
 from pathlib import Path
+
+from kubernetes_asyncio import client
 
 from aiinfn_hub.bunshin import cluster
 
@@ -135,24 +140,133 @@ def rules_rights(rules: list[dict[str, list[str]]]) -> set[Right]:
     }
 
 
-# typed-client listers of all namespaces / cluster-scoped resources -> (group, resource)
-CLUSTER_LISTERS = {"list_node": ("", "nodes"), "list_pod_for_all_namespaces": ("", "pods")}
+# -- the hub's own calls (spawner, inventory: everything outside Bunshin) --------------------
+# kubernetes_asyncio's generated clients: each method's request, read from its source
+CLIENT_API = Path(client.__file__).parent / "api"
+_REQUEST = re.compile(r"def (\w+)_with_http_info\(.*?call_api\(\s*'([^']+)',\s*'([A-Z]+)'", re.S)
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+@cache
+def client_requests() -> dict[str, set[tuple[str, str]]]:
+    """Typed-client method name -> the (HTTP method, path) requests it may make (more than
+    one: the name is ambiguous between API classes), from the generated clients' source."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for path in sorted(CLIENT_API.glob("*_api.py")):
+        for name, url, method in _REQUEST.findall(path.read_text()):
+            found.setdefault(name, set()).add((method, url))
+    return found
+
+
+def request_right(method: str, url: str) -> tuple[bool, Right]:
+    """(namespaced?, the RBAC right) of one request: ``GET /api/v1/namespaces/{namespace}/
+    pods/{name}/log`` -> (True, ("", "pods/log", "get"))."""
+    parts = url.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    watch = rest[:1] == ["watch"]  # the deprecated watch_* methods: /api/v1/watch/...
+    rest = rest[1:] if watch else rest
+    if not rest:
+        raise ValueError(f"{method} {url} is about no resource")  # discovery
+    namespaced = rest[:1] == ["namespaces"] and len(rest) >= 3
+    if namespaced:
+        rest = rest[2:]
+    item = len(rest) >= 2 and rest[1].startswith("{")
+    resource = rest[0] + (f"/{rest[2]}" if item and len(rest) >= 3 else "")
+    if watch:
+        verb = "watch"
+    elif method in VERBS:
+        verb = VERBS[method]
+    elif method == "DELETE":
+        verb = "delete" if item else "deletecollection"
+    else:
+        verb = "get" if item else "list"
+    return namespaced, (group, resource, verb)
+
+
+class _HubCalls(ast.NodeVisitor):
+    """Typed-client calls (``self.api.read_namespaced_pod_log(...)``) and listers handed to an
+    informer (``core.list_node``) of one module of the hub."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.found: list[tuple[str, Right]] = []  # (scope, right); scope servers/cluster
+        self.unknown: list[str] = []
+        self.call_of_func: dict[int, ast.Call] = {}  # id() of a call's function -> the call
+        self.call_of_arg: dict[int, ast.Call] = {}  # id() of an argument -> the call
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.call_of_func[id(node.func)] = node
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            self.call_of_arg[id(arg)] = node
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if any(alias.name == "KubeRest" for alias in node.names):
+            # path-based calls this reading cannot see (Bunshin's JobCluster only)
+            self.unknown.append(f"{self.where}:{node.lineno} imports KubeRest")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.generic_visit(node)
+        where = f"{self.where}:{node.lineno} {node.attr}"
+        if node.attr == "call_api":
+            self.unknown.append(f"{where}: a raw API call")
+        requests = client_requests().get(node.attr)
+        if requests is None:
+            return
+        if len(requests) != 1:
+            self.unknown.append(f"{where}: ambiguous ({sorted(requests)})")
+            return
+        ((method, url),) = requests
+        try:
+            namespaced, (group, resource, verb) = request_right(method, url)
+        except ValueError as exc:
+            self.unknown.append(f"{where}: {exc}")
+            return
+        call = self.call_of_func.get(id(node))
+        verbs: tuple[str, ...] = (verb,)
+        if call is None:  # handed on: an informer's lister (list, then watch)
+            if verb != "list":
+                self.unknown.append(f"{where}: handed on, not called")
+                return
+            call, verbs = self.call_of_arg.get(id(node)), ("list", "watch")
+        if namespaced:
+            args = [*call.args, *(k.value for k in call.keywords)] if call else []
+            if "self.namespace" not in [ast.unparse(a) for a in args]:
+                self.unknown.append(f"{where}: in which namespace? (not self.namespace)")
+                return
+        for each in verbs:
+            self.found.append(("servers" if namespaced else "cluster", (group, resource, each)))
+
+
+def hub_calls(source: str, where: str) -> tuple[list[tuple[str, Right]], list[str]]:
+    """(scope, right) of each Kubernetes call in one module's ``source``, and the uses it
+    cannot read."""
+    calls = _HubCalls(where)
+    calls.visit(ast.parse(source, where))
+    return calls.found, calls.unknown
+
+
+def hub_rights() -> tuple[dict[str, set[Right]], list[str]]:
+    """Scope (``servers``: the spawner's namespace, ``cluster``) -> the rights the hub's code
+    outside Bunshin uses there through the typed clients (the spawner's calls, the
+    inventory's informers), and the uses the derivation cannot read (should be empty).
+    kubespawner's own calls are not here: the chart's Role is written for them."""
+    rights: dict[str, set[Right]] = {"servers": set(), "cluster": set()}
+    unknown: list[str] = []
+    package = ROOT / "aiinfn_hub"
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).parts
+        if BUNSHIN in path.parents or parts[0] == "dev" or parts == ("kube", "rest.py"):
+            continue  # Bunshin: bunshin_rights(); dev: the local emulator; rest: KubeRest itself
+        found, cannot = hub_calls(path.read_text(), str(path.relative_to(ROOT)))
+        unknown += cannot
+        for scope, right in found:
+            rights[scope].add(right)
+    return rights, unknown
 
 
 def hub_cluster_rights() -> tuple[set[Right], list[str]]:
-    """What the hub's code (outside Bunshin) lists and watches cluster-wide (its informers), and
-    the cluster-wide listers the derivation does not know (should be empty)."""
-    rights: set[Right] = set()
-    unknown: list[str] = []
-    for path in sorted((ROOT / "aiinfn_hub").rglob("*.py")):
-        if BUNSHIN in path.parents or "dev" in path.relative_to(ROOT / "aiinfn_hub").parts:
-            continue  # Bunshin: bunshin_rights(); dev: the local emulator, not the hub
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not isinstance(node, ast.Attribute):
-                continue
-            if node.attr in CLUSTER_LISTERS:
-                group, resource = CLUSTER_LISTERS[node.attr]
-                rights |= {(group, resource, "list"), (group, resource, "watch")}
-            elif node.attr.endswith("_for_all_namespaces") or node.attr.startswith("list_node"):
-                unknown.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
-    return rights, unknown
+    """What the hub's code (outside Bunshin) does cluster-wide (its informers' list and watch,
+    the spawner's read of a PriorityClass), and the uses the derivation cannot read."""
+    rights, unknown = hub_rights()
+    return rights["cluster"], unknown

@@ -214,3 +214,77 @@ def test_the_chart_schema_refuses_a_bad_value(setting: str, complaint: str) -> N
     result = helm_template(*DEPLOYMENTS["site"], "--set-string", setting)
     assert result.returncode != 0
     assert "schema" in result.stderr and complaint in result.stderr, result.stderr
+
+
+def by_kind_and_name(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
+def test_servers_may_reach_the_bunshin_service(deployment: str) -> None:
+    """The `bunshin` command in a server talks to the service in the hub pod on the port of
+    `custom.aiinfn.bunshinUrl`: the servers' egress allows exactly the hub pods there (the
+    chart's own rule opens 8081 only), and the hub's ingress takes it."""
+    objects = rendered(deployment)
+    release = DEPLOYMENTS[deployment][0]
+    port = urlparse(chart_values(objects)["custom"]["aiinfn"]["bunshinUrl"]).port
+    hub = by_kind_and_name(objects, "Deployment", "hub")
+    hub_labels = hub["spec"]["template"]["metadata"]["labels"]
+    servers = by_kind_and_name(objects, "NetworkPolicy", "singleuser")
+    to_bunshin = [
+        rule
+        for rule in servers["spec"]["egress"]
+        if {"port": port, "protocol": "TCP"} in rule.get("ports", [])
+    ]
+    assert len(to_bunshin) == 1, servers["spec"]["egress"]
+    (peer,) = to_bunshin[0]["to"]
+    assert set(peer) == {"podSelector"}  # the hub pods of this namespace, nothing else
+    selector = peer["podSelector"]["matchLabels"]
+    assert selector.items() <= hub_labels.items() and selector["component"] == "hub"
+    # no other pod of the release carries these labels (the proxy, the user scheduler...)
+    pods = [o for o in objects if o["kind"] == "Deployment" and o is not hub]
+    assert pods and all(
+        not selector.items() <= p["spec"]["template"]["metadata"]["labels"].items() for p in pods
+    )
+    # the chart's rule to the hub's API port is still there, for this release's hub
+    (api,) = [r for r in servers["spec"]["egress"] if {"port": 8081} in r.get("ports", [])]
+    assert api["to"][0]["podSelector"]["matchLabels"]["release"] == release
+    # and the hub side accepts servers on that port
+    hub_policy = by_kind_and_name(objects, "NetworkPolicy", "hub")
+    server_labels = {"hub.jupyter.org/network-access-hub": "true"}
+    assert any(
+        {"port": port, "protocol": "TCP"} in rule.get("ports", [])
+        and {"podSelector": {"matchLabels": server_labels}} in rule.get("from", [])
+        for rule in hub_policy["spec"]["ingress"]
+    )
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
+def test_the_juicefs_credentials_are_mounted_where_bunshin_reads_them(deployment: str) -> None:
+    objects = rendered(deployment)
+    platform = yaml.safe_load(platform_document(objects))
+    folder = platform["jobs"]["offload"]["juicefs"]["credentialsDir"]
+    spec = by_kind_and_name(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+    (container,) = [c for c in spec["containers"] if c["name"] == "hub"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    assert mount.get("readOnly") is True and "subPath" not in mount  # a folder, one file a key
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert "items" not in secret  # every key is a file: `<project>.meta-password`, ...
+    assert secret["secretName"] == "aiinfn-juicefs-credentials"
+    assert secret["secretName"] != "aiinfn-hub-secrets"  # Bunshin's own, not the hub's
+    # the Secret's name is told to the operator next to the hub's own
+    assert f"secret generic {secret['secretName']}" in VALUES.read_text()
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
+def test_the_deployed_platform_configuration_has_no_warning(
+    deployment: str, tmp_path: Path
+) -> None:
+    """No risky choice ships: e.g. a pool lending jobs no accelerator (their quota 0)."""
+    path = tmp_path / "platform.yaml"
+    path.write_text(platform_document(rendered(deployment)))
+    err = io.StringIO()
+    assert check_config_command(str(path), out=io.StringIO(), err=err) == 0
+    assert err.getvalue() == ""

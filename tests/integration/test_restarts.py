@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
 from iam_platform import (
     NAMESPACE,
     Hub,
@@ -35,9 +36,9 @@ pytestmark = pytest.mark.slow
 WAIT = 90  # seconds: an upper bound for conditions that take a few seconds on an idle machine
 
 
-def _retry_soon(emulator: Emulator, platform: Path) -> str:
-    # after a failed renewal the hub asks the provider again 1 s later (default 15 s)
-    return "\nc.IAMAuthenticator.provider_retry_interval = 1\n"
+def _hub_config(emulator: Emulator, platform: Path) -> str:
+    # the Bunshin service, and after a failed renewal the provider asked again 1 s later
+    return bunshin_config(emulator, platform) + "\nc.IAMAuthenticator.provider_retry_interval = 1\n"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         refresh_age=1,
         poll_interval=1,
         external_proxy=True,
-        extra_config=_retry_soon,
+        extra_config=_hub_config,
     ) as running:
         yield running
 
@@ -78,13 +79,19 @@ def _server_answers(hub: Hub, user: str) -> bool:
     return response.status_code == 200 and "version" in response.json()
 
 
-def test_a_hub_restart_keeps_the_server_its_route_and_its_token_renewals(hub: Hub) -> None:
-    _, page = sign_in(hub, "alice", "alice-pw")
-    assert page.status_code == 200
-    spawn(hub, "alice")
+def test_a_hub_restart_keeps_servers_routes_jobs_counts_and_token_renewals(hub: Hub) -> None:
+    alice = User(hub, "alice", "alice-pw")
+    alice.start_server({"image": "cuda-ml", "accelerator": "t4", "count": 1})
     try:
         uid = _running_uid(hub, "alice")
         assert _server_answers(hub, "alice")
+        wait_for_bunshin(hub)
+        submitted = alice.call("POST", "jobs", json={"command": ["sleep", "600"]})
+        assert submitted.status_code == 201, submitted.text
+        job = submitted.json()["id"]
+        admit(hub, job)
+        wait_for(lambda: status_of(alice, job) == "running", WAIT, "the job to run")
+        t4_free = _free(alice.session, hub, "t4")  # the server's GPU and the job's in use
 
         hub.process.stop(grace=30)  # SIGTERM, as a helm upgrade or a node drain sends
         assert not answers(f"{hub.api}/")
@@ -100,6 +107,12 @@ def test_a_hub_restart_keeps_the_server_its_route_and_its_token_renewals(hub: Hu
         assert server["ready"], server
         assert _running_uid(hub, "alice") == uid, "the server was started again"
         assert _server_answers(hub, "alice")
+        # the form's counts are right again (the GPUs of the server and the job still in use)
+        wait_for(lambda: _free(alice.session, hub, "t4") == t4_free, WAIT, "the counts")
+        # the job runs on, listed as before, with its logs
+        wait_for_bunshin(hub)
+        assert status_of(alice, job) == "running"
+        assert alice.call("GET", f"jobs/{job}/logs").status_code == 200
 
         # the restarted hub goes on renewing the token the server's Secret holds
         def renewed() -> bool:
@@ -108,6 +121,7 @@ def test_a_hub_restart_keeps_the_server_its_route_and_its_token_renewals(hub: Hu
 
         wait_for(renewed, WAIT, "the restarted hub to renew alice's token Secret")
         assert _running_uid(hub, "alice") == uid
+        alice.call("DELETE", f"jobs/{job}")
     finally:
         stop(hub, "alice")
 

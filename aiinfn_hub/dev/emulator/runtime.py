@@ -35,6 +35,7 @@ from .api.faults import Faults
 from .cluster import ClusterSpec, initial_objects
 from .controllers import ControllerOptions, Controllers
 from .controllers.container_access import KubeletContainers
+from .controllers.pod_network import PodNetworkMode
 from .kubeconfig import write_kubeconfig
 from .resources import RESOURCE_TYPES, by_kind
 from .store import Store
@@ -60,6 +61,14 @@ class Emulator:
     ``emulator.aiinfn.dev/outcome: process`` (tests mixing both kinds). ``host`` must be a
     loopback address unless ``insecure_listen`` (then anyone holding the token, which a
     process-mode emulator turns into a shell on this machine, may use it from afar).
+
+    ``pod_network`` is the network of the pods: ``loopback`` (default) gives each a
+    ``127.N.x.y`` IP on this machine's network, which its processes share (a server must bind
+    its own pod IP); ``netns`` gives each process-mode pod a network namespace of its own on a
+    private bridge (Linux, root, ``ip``: a failure to start otherwise), so ``localhost`` is
+    the pod's and any port is free, but the pod no longer reaches this machine's 127.0.0.1;
+    ``auto`` is ``netns`` where possible, else ``loopback`` with a log line saying why (see
+    ``controllers.pod_network``).
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class Emulator:
         validate: bool = True,
         startup_delay: float = 0.0,
         history_size: int = 20000,
+        pod_network: PodNetworkMode = "loopback",
     ) -> None:
         if not insecure_listen and not is_loopback_host(host):
             raise NonLoopbackHostError(
@@ -101,6 +111,7 @@ class Emulator:
                 startup_delay=startup_delay,
             ),
         )
+        self.controllers.kubelet.use_pod_network(pod_network)
         self._validate = validate
         self._server: HTTPServer | None = None
         self._app: TokenCheckedApplication | None = None

@@ -8,6 +8,10 @@ Virtual nodes (label ``type=virtual-kubelet``, or ``kubernetes.io/role=agent`` w
 ``virtual-node.interlink/no-schedule`` taint) run their pods remotely in reality: their pods
 are simulated, never run as local processes, unless the node is annotated as a local site
 (``localSite: true`` in the cluster file): then they run like any node's.
+
+The pod network (pod IPs, and network namespaces for local processes: ``pod_network``) is
+opened at ``start`` as ``use_pod_network`` chose (default ``loopback``) and closed at ``stop``,
+after the last pod, removing whatever namespace is left.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 from ..cluster import LOCAL_SITE_ANNOTATION
 from ..resources import NODES, PODS
 from ..store import JSON, Store, WatchEvent
-from .addresses import PodAddressPool
 from .events import EventRecorder
 from .outcomes import Outcome
+from .pod_network import POD_NETWORK_MODES, PodNetwork, PodNetworkMode, open_pod_network
 from .pod_worker import NodeContext, PodWorker, log_folder, pod_folder
 from .volumes import remove_tree
 
@@ -59,7 +63,11 @@ class Kubelet:
         run_annotated_processes: bool = False,
     ) -> None:
         self._store = store
-        self._ctx = NodeContext(store, events, PodAddressPool(), state_dir, startup_delay)
+        self._events = events
+        self._state_dir = state_dir
+        self._startup_delay = startup_delay
+        self._pod_network_mode: PodNetworkMode = "loopback"
+        self._ctx: NodeContext | None = None
         self._run_processes = run_processes
         self._run_annotated_processes = run_annotated_processes
         self._workers: dict[str, PodWorker] = {}
@@ -73,17 +81,42 @@ class Kubelet:
         """The worker of the pod with ``uid`` on this kubelet, if any."""
         return self._workers.get(uid)
 
+    def use_pod_network(self, mode: PodNetworkMode) -> None:
+        """Which pod network ``start`` opens: ``loopback`` (default), ``netns`` or ``auto``
+        (see ``pod_network.open_pod_network``)."""
+        if mode not in POD_NETWORK_MODES:
+            raise ValueError(f"unknown pod network {mode!r}: one of {', '.join(POD_NETWORK_MODES)}")
+        if self._ctx is not None:
+            raise RuntimeError("the pod network is chosen before the kubelet starts")
+        self._pod_network_mode = mode
+
     @property
-    def addresses(self) -> PodAddressPool:
-        return self._ctx.addresses
+    def network(self) -> PodNetwork:
+        """The pod network (once started)."""
+        if self._ctx is None:
+            raise RuntimeError("the kubelet has no pod network before it starts")
+        return self._ctx.network
+
+    @property
+    def addresses(self) -> PodNetwork:
+        """The pod network, which counts the pods holding an IP (``len``)."""
+        return self.network
 
     @property
     def startup_delay(self) -> float:
         """Simulated image pull time of a first pull on a node, in seconds."""
-        return self._ctx.startup_delay
+        return self._startup_delay
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._ctx is None:
+            network = open_pod_network(
+                self._pod_network_mode,
+                processes=self._run_processes or self._run_annotated_processes,
+            )
+            self._ctx = NodeContext(
+                self._store, self._events, network, self._state_dir, self._startup_delay
+            )
         for pod in self._store.iter(PODS):
             self._pod_changed(pod)
 
@@ -103,7 +136,9 @@ class Kubelet:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._ctx.addresses.close()  # another emulator may take the pod network now
+        if self._ctx is not None:
+            # namespaces left by cancelled workers go too; another emulator may take it now
+            await self._ctx.network.close()
 
     # -- test hook -------------------------------------------------------------------------
     def set_pod_outcome(self, namespace: str, name: str, outcome: Outcome) -> None:
@@ -159,6 +194,7 @@ class Kubelet:
             or Outcome()
         )
         local = self._runs_locally(outcome) and not is_virtual_node(node)
+        assert self._ctx is not None, "pods start once the kubelet has"
         worker = PodWorker(self._ctx, pod, node, local=local, outcome=outcome, on_done=self._done)
         self._workers[meta["uid"]] = worker
         self._by_key[key] = meta["uid"]
@@ -193,10 +229,10 @@ class Kubelet:
             self._cleanup((worker.namespace, worker.name), worker.uid)
 
     def _cleanup(self, key: PodKey, uid: str) -> None:
-        """Forget a removed pod: worker, IP, logs and folders (unless a new pod has its name)."""
+        """Forget a removed pod: worker, logs and folders (unless a new pod has its name);
+        its worker gave its network back when it finished."""
         self._workers.pop(uid, None)
         self._removed.discard(uid)
-        self._ctx.addresses.release(uid)
         if self._by_key.get(key) not in (None, uid):
             return
         self._by_key.pop(key, None)
@@ -204,8 +240,8 @@ class Kubelet:
         for log_key in [k for k in self._store.logs if k[:2] == key]:
             del self._store.logs[log_key]
         for folder in (
-            pod_folder(self._ctx.state_dir, namespace, name),
-            log_folder(self._ctx.state_dir, namespace, name),
+            pod_folder(self._state_dir, namespace, name),
+            log_folder(self._state_dir, namespace, name),
         ):
             remove_tree(folder)
 

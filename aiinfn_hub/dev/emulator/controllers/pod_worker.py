@@ -1,9 +1,12 @@
 """The life of one pod on a node, like the kubelet's pod worker.
 
-Start: the pod gets an IP and its init containers run one after the other, then its app
-containers start (with the Pulling/Pulled/Created/Started events). Each app container then
-runs until its process exits or, when simulated, until its outcome says so; ``restartPolicy``
-decides whether it restarts (with a short CrashLoopBackOff). Deletion: containers get SIGTERM,
+Start: the pod gets its network (an IP and, for local processes where the kubelet's pod
+network makes them, a network namespace: see ``pod_network``; a failure is reported as
+FailedCreatePodSandBox and retried with back-off, as after a CNI failure) and its init
+containers run one after the other, then its app containers start (with the
+Pulling/Pulled/Created/Started events). Each app container then runs until its process exits
+or, when simulated, until its outcome says so; ``restartPolicy`` decides whether it restarts
+(with a short CrashLoopBackOff). Deletion: containers get SIGTERM,
 SIGKILL after the grace period, the pod gets a terminal phase and is removed from the store
 unless finalizers hold it.
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import logging
 import os
 import signal
@@ -43,10 +47,10 @@ from typing import Any
 
 from ..resources import CONFIGMAPS, PODS, SECRETS
 from ..store import JSON, Store, WatchEvent, now_rfc3339
-from .addresses import PodAddressPool
 from .environment import ConfigError, command_line, container_environment
 from .events import EventRecorder
 from .outcomes import Outcome
+from .pod_network import PodNetwork, PodNetworkError, PodSandbox
 from .podstatus import ContainerState, container_id, pod_conditions, pod_phase, terminated_state
 from .processes import ExecContext, LocalProcess, StartError, probe_once
 from .volumes import (
@@ -72,15 +76,16 @@ _KILLED_EXIT_CODE = 128 + signal.SIGTERM
 _RESTART_BACKOFF = (0.1, 5.0)
 _CONFIG_RETRY = (0.5, 10.0)
 _PROBE_INTERVAL = 0.1
+_SANDBOX_RETRY = (0.5, 10.0)
 
 
 @dataclass
 class NodeContext:
-    """What every pod worker shares: the store, events, addresses and the node's facts."""
+    """What every pod worker shares: the store, events, the pod network and the node's facts."""
 
     store: Store
     events: EventRecorder
-    addresses: PodAddressPool
+    network: PodNetwork
     state_dir: Path
     startup_delay: float
     pulled_images: set[tuple[str, str]] = field(default_factory=set)
@@ -147,6 +152,7 @@ class PodWorker:
         for waiting in self.app if self.init else []:
             waiting.state = {"waiting": {"reason": "PodInitializing"}}
         self.ip: str | None = None
+        self._sandbox: PodSandbox | None = None
         self._start_time = now_rfc3339()
         self._init_failed = False
         self._final_phase: str | None = None
@@ -235,23 +241,22 @@ class PodWorker:
                 raise error
             if self.stopping:
                 await self._terminate()
-            self._finish()
+            await self._finish()
         except asyncio.CancelledError:
             self._kill_all(signal.SIGKILL)
             raise
         except Exception:
             log.exception("pod worker of %s/%s failed", self.namespace, self.name)
             self._kill_all(signal.SIGKILL)
-            self._finish()
+            await self._finish()
         finally:
             self._stop_volume_sync()
 
     async def _run_containers(self) -> None:
         """Sandbox, init containers, then the app containers until all have stopped for good,
         then the sidecars."""
-        if await self._sleep(0):
+        if await self._sleep(0) or not await self._create_sandbox():
             return
-        self.ip = self.ctx.addresses.allocate(self.uid)
         if self.local:
             folder = pod_folder(self.ctx.state_dir, self.namespace, self.name)
             folder.mkdir(parents=True, exist_ok=True)
@@ -262,6 +267,31 @@ class PodWorker:
             await asyncio.gather(*loops)
         if not self.stopping:
             await self._stop_sidecars()
+
+    async def _create_sandbox(self) -> bool:
+        """The pod's network, retried with back-off while it cannot be made (the kubelet
+        after a CNI failure: the pod stays Pending, its containers ContainerCreating); False
+        when the pod is stopped first."""
+        delay = _SANDBOX_RETRY[0]
+        while True:
+            try:
+                sandbox = await self.ctx.network.set_up(self.uid, isolated=self.local)
+            except PodNetworkError as exc:
+                sandbox_id = hashlib.sha256(self.uid.encode()).hexdigest()
+                self._record_pod(
+                    "FailedCreatePodSandBox",
+                    "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to "
+                    f'setup network for sandbox "{sandbox_id}": plugin type="bridge" '
+                    f'name="aiinfn" failed (add): {exc}',
+                    warning=True,
+                )
+            else:
+                self._sandbox = sandbox
+                self.ip = sandbox.ip
+                return True
+            if await self._sleep(delay):
+                return False
+            delay = min(delay * 2, _SANDBOX_RETRY[1])
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -636,11 +666,17 @@ class PodWorker:
             **env,
         }
         log_path = log_folder(self.ctx.state_dir, self.namespace, self.name) / f"{state.name}.log"
+        netns = self._sandbox.netns if self._sandbox is not None else None
         process = await LocalProcess.start(
-            argv, cwd=cwd, env=full_env, log_path=log_path, open_stdin=bool(spec.get("stdin"))
+            argv,
+            cwd=cwd,
+            env=full_env,
+            log_path=log_path,
+            open_stdin=bool(spec.get("stdin")),
+            netns=netns,
         )
         self._exec_contexts[state.name] = ExecContext(
-            full_env, cwd, lambda part: translate(part, mounts)
+            full_env, cwd, lambda part: translate(part, mounts), netns
         )
         self.ctx.store.logs[(self.namespace, self.name, state.name)] = log_path
         return process
@@ -816,10 +852,13 @@ class PodWorker:
         for process in list(self._processes.values()):
             process.signal_group(sig)
 
-    def _finish(self) -> None:
-        """Free the pod's IP and folder; remove the pod object if it was being deleted."""
+    async def _finish(self) -> None:
+        """Free the pod's network; remove the pod object if it was being deleted."""
+        try:
+            await self.ctx.network.release(self.uid)
+        except Exception:  # never keep a pod from finishing: closing the network sweeps it
+            log.exception("pod network of %s/%s not released", self.namespace, self.name)
         self.done = True
-        self.ctx.addresses.release(self.uid)
         pod = self._current()
         if (
             pod is not None
@@ -868,6 +907,20 @@ class PodWorker:
             status["initContainerStatuses"] = [c.status() for c in self.init]
         status["containerStatuses"] = [c.status() for c in self.app]
         self.ctx.store.update(PODS, new)
+
+    def _record_pod(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """An event about the pod itself (its sandbox), not one of its containers."""
+        pod = self._current()
+        if pod is None or self.removed:
+            return
+        self.ctx.events.record(
+            pod,
+            reason,
+            message,
+            component=COMPONENT,
+            event_type="Warning" if warning else "Normal",
+            host=self.node_name,
+        )
 
     def _record(
         self, reason: str, message: str, state: ContainerState, *, warning: bool = False

@@ -2,6 +2,10 @@
 environment, httpGet and tcpSocket against the pod IP); what ``kubectl exec`` needs of a
 running container (``RunningContainer``, ``find_executable``, ``LocalProcess.identity``).
 
+A pod with a network namespace of its own (``pod_network``) has its processes, exec probes
+included, started inside it (``netns``); httpGet and tcpSocket probes still dial the pod IP
+from this machine, as the kubelet does from the node.
+
 Each process runs in its own session (its own process group), so stopping a container signals
 everything it started, the way a container runtime stops a whole container. Output goes to a
 log file the API's ``log`` subresource reads.
@@ -19,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .netns import entering
 
 JSON = dict[str, Any]
 # kubelet-style exit code of a process ended by a signal: 128 + signal number
@@ -56,11 +62,13 @@ class LocalProcess:
         env: Mapping[str, str],
         log_path: Path,
         open_stdin: bool = False,
+        netns: str | None = None,
     ) -> LocalProcess:
         """Start ``argv``; StartError when the executable is missing or cannot run.
 
         ``open_stdin`` (the container's ``stdin: true``) gives it a pipe ``kubectl attach``
         can write to; otherwise it reads from /dev/null, like a container without stdin.
+        ``netns``: the pod's network namespace, which the process starts in.
         """
         if not argv:
             raise StartError("no command to run")
@@ -68,18 +76,22 @@ class LocalProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             try:
-                process = await asyncio.create_subprocess_exec(
-                    executable,
-                    *argv[1:],
-                    cwd=str(cwd),
-                    env=dict(env),
-                    stdin=subprocess.PIPE if open_stdin else subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                with entering(netns) as join_network:
+                    process = await asyncio.create_subprocess_exec(
+                        executable,
+                        *argv[1:],
+                        cwd=str(cwd),
+                        env=dict(env),
+                        stdin=subprocess.PIPE if open_stdin else subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=join_network,
+                    )
             except OSError as exc:
                 raise StartError(f'exec: "{argv[0]}": {exc.strerror or exc}') from exc
+            except subprocess.SubprocessError as exc:  # joining the namespace failed
+                raise StartError(f"failed to join the pod's network namespace: {exc}") from exc
         return cls(process)
 
     def identity(self) -> tuple[int, int, list[int]] | None:
@@ -133,11 +145,13 @@ def resolve_port(port: Any, container: JSON) -> int | None:
 @dataclass(frozen=True)
 class ExecContext:
     """What an exec probe (or ``kubectl exec``) runs in: the container's environment, working
-    folder and the rewriting of its mountPaths to host folders."""
+    folder, the rewriting of its mountPaths to host folders and the pod's network namespace
+    (None: this machine's network)."""
 
     env: Mapping[str, str]
     cwd: Path
     translate: Callable[[str], str]
+    netns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,17 +223,19 @@ async def _exec_probe(command: list[str], context: ExecContext, timeout: float) 
     except StartError:
         return False
     try:
-        process = await asyncio.create_subprocess_exec(
-            executable,
-            *argv[1:],
-            cwd=str(context.cwd),
-            env=dict(context.env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
+        with entering(context.netns) as join_network:
+            process = await asyncio.create_subprocess_exec(
+                executable,
+                *argv[1:],
+                cwd=str(context.cwd),
+                env=dict(context.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=join_network,
+            )
+    except (OSError, subprocess.SubprocessError):
         return False
     try:
         return await asyncio.wait_for(process.wait(), timeout) == 0

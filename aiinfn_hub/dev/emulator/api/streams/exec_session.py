@@ -6,6 +6,8 @@ started the container, so exec sees what the container saw. It runs as the user,
 supplementary groups of the container's main process (read from ``/proc``), as a runtime
 runs exec as the container's user: a process-mode container runs as the emulator's user
 today, and so does exec; switching needs root, without it exec stays the emulator's user.
+In a pod with a network namespace of its own (``ExecContext.netns``) the command starts in
+it, as an exec joins its container's namespaces: ``localhost`` is the pod's.
 
 With ``tty`` the command gets a pseudo-terminal as its controlling terminal (stderr joins
 stdout, resize messages set the window size, ``TERM`` defaults to ``xterm``); without, one
@@ -31,6 +33,7 @@ import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ...controllers.netns import entering
 from ...controllers.processes import RunningContainer, StartError, find_executable
 from .channels import STDERR, STDOUT, exit_code_status, internal_error_status, success_status
 from .targets import StreamOptions
@@ -62,6 +65,26 @@ def simulated_exec_status(command: list[str]) -> JSON:
 def _take_terminal() -> None:
     """In the child, after setsid: make its stdin (the pty) its controlling terminal."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _child_setup(
+    identity: tuple[int, int, list[int]] | None, terminal: bool
+) -> Callable[[], None] | None:
+    """What the child does after joining the pod's network namespace and before exec: take
+    the container's identity (only now: joining needs root) and its terminal."""
+    if identity is None and not terminal:
+        return None
+
+    def setup() -> None:
+        if identity is not None:
+            uid, gid, groups = identity
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+        if terminal:
+            _take_terminal()
+
+    return setup
 
 
 def _exit_code(returncode: int) -> int:
@@ -182,7 +205,10 @@ class ExecSession:
     ) -> asyncio.subprocess.Process:
         identity: dict[str, Any] = {}
         owner = self._target.process.identity()
-        if owner is not None and os.geteuid() == 0 and owner[0] != 0:
+        if owner is None or os.geteuid() != 0 or owner[0] == 0:
+            owner = None
+        netns = self._target.context.netns
+        if owner is not None and netns is None:
             uid, gid, groups = owner
             identity = {"user": uid, "group": gid, "extra_groups": groups}
         common: dict[str, Any] = {
@@ -191,6 +217,21 @@ class ExecSession:
             "start_new_session": True,
             **identity,
         }
+        options = self._options
+        setup = _child_setup(owner if netns is not None else None, options.tty)
+        try:
+            with entering(netns, setup) as preexec:
+                return await self._spawn(executable, args, common, preexec)
+        except subprocess.SubprocessError as exc:  # the child could not join the pod
+            raise StartError(f"failed to join the pod's network namespace: {exc}") from exc
+
+    async def _spawn(
+        self,
+        executable: str,
+        args: list[str],
+        common: dict[str, Any],
+        preexec: Callable[[], None] | None,
+    ) -> asyncio.subprocess.Process:
         options = self._options
         if options.tty:
             master, slave = os.openpty()
@@ -203,7 +244,7 @@ class ExecSession:
                     stdin=slave,
                     stdout=slave,
                     stderr=slave,
-                    preexec_fn=_take_terminal,
+                    preexec_fn=preexec,
                     **common,
                 )
             except BaseException:
@@ -221,6 +262,7 @@ class ExecSession:
             stdin=pipe if options.stdin else null,
             stdout=pipe if options.stdout else null,
             stderr=pipe if options.stderr else null,
+            preexec_fn=preexec,
             **common,
         )
 

@@ -10,7 +10,9 @@
   half-closes both streams, which kubectl waits for.
 
 Connections go only to the pod IP the kubelet gave the pod (never to a host or port named by
-the client or by a writable status field). Refusals are worded like the kubelet's.
+the client or by a writable status field) or, for a pod with a network namespace of its own,
+to ``localhost`` inside that namespace, as containerd dials (so a server bound to the pod's
+127.0.0.1 only is reached). Refusals are worded like the kubelet's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ...controllers.netns import open_connection_in
 from ...errors import ApiError
 from . import spdy
 from .channels import ChannelProtocol
@@ -53,11 +56,17 @@ def parse_ports(values: list[str]) -> list[int]:
 
 @dataclass(frozen=True)
 class PodEndpoint:
-    """Where a pod's ports are: its kubelet-assigned IP (None: no sandbox here to reach)."""
+    """Where a pod's ports are: its kubelet-assigned IP (None: no sandbox here to reach) and
+    its network namespace (None: it shares this machine's network)."""
 
     name: str
     uid: str
     address: str | None
+    netns: str | None = None
+
+    @property
+    def _dialed(self) -> str:
+        return "127.0.0.1" if self.netns is not None else self.address or "127.0.0.1"
 
     def failure(self, port: int, reason: str) -> str:
         """The kubelet's (and containerd's) words for a port it could not reach."""
@@ -65,7 +74,7 @@ class PodEndpoint:
         return (
             f"error forwarding port {port} to pod {sandbox}, uid : failed to connect to "
             f'localhost:{port} inside namespace "{sandbox}", IPv4: dial tcp4 '
-            f"{self.address or '127.0.0.1'}:{port}: connect: {reason}"
+            f"{self._dialed}:{port}: connect: {reason}"
         )
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -74,6 +83,8 @@ class PodEndpoint:
         if self.address is None:
             raise ConnectionError(self.failure(port, "connection refused"))
         try:
+            if self.netns is not None:
+                return await open_connection_in(self.netns, "127.0.0.1", port, _CONNECT_SECONDS)
             return await asyncio.wait_for(
                 asyncio.open_connection(self.address, port), _CONNECT_SECONDS
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import tornado.iostream
 import tornado.websocket
@@ -17,6 +18,7 @@ from .portforward import ChannelForward, PodEndpoint, SpdyForward, parse_ports
 from .sockets import StreamSocket, offered_protocols
 from .targets import find_pod
 
+JSON = dict[str, Any]
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 SPDY_UPGRADE = "spdy/3.1"
 PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
@@ -38,7 +40,7 @@ class PortForwardSocket(StreamSocket):
             raise ApiError.bad_request(f"pod {name} does not have a host assigned")
         uid = str(pod["metadata"].get("uid", ""))
         address = self.runtime.pod_address(uid) if self.runtime is not None else None
-        self.endpoint = PodEndpoint(name, uid, address)
+        self.endpoint = PodEndpoint(name, uid, address, self._pod_namespace(pod))
         offered = offered_protocols(self.request.headers.get("Sec-WebSocket-Protocol"))
         self.raw_spdy = self.request.headers.get("Upgrade", "").lower() == SPDY_UPGRADE
         self.tunnel = SPDY_TUNNEL in offered
@@ -52,6 +54,20 @@ class PortForwardSocket(StreamSocket):
             if not self.ports:
                 raise ApiError.bad_request('query parameter "port" is required')
         self.require_upgrade()
+
+    def _pod_namespace(self, pod: JSON) -> str | None:
+        """The pod's network namespace, known from any of its running local containers (they
+        all share it); None when it shares this machine's network or runs none."""
+        if self.runtime is None:
+            return None
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            running = self.runtime.running_container(
+                meta["namespace"], meta["name"], meta.get("uid", ""), container["name"]
+            )
+            if running is not None:
+                return running.context.netns
+        return None
 
     async def get(self, *args: str, **kwargs: str) -> None:
         if self.raw_spdy:
