@@ -198,9 +198,10 @@ def kubectl(emulator: Emulator, home: Path, *args: str) -> str:
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on PATH")
 def test_the_emulated_api_server_accepts_the_kinds_it_serves(tmp_path: Path) -> None:
     """What the README says an operator runs, against the emulator: Kueue's CRDs, then
-    `kubectl apply -f helm-values/manifests/` and its examples. Every object is created (or
-    configured, for what the example cluster has already) and passes the server's checks:
-    the Kueue objects are validated against the CRDs and get their defaults."""
+    `kubectl apply -f helm-values/manifests/` and its examples, then the chart rendered with
+    our values. Every object is created (or configured, for what the example cluster has
+    already) and passes the server's checks: the Kueue objects are validated against the CRDs
+    and get their defaults."""
     cluster = load_cluster_file(ROOT / "examples" / "cluster.yaml")
     with Emulator(cluster, state_dir=tmp_path / "state") as emulator:
         kubectl(emulator, tmp_path, "apply", "-f", str(CRDS))
@@ -230,3 +231,17 @@ def test_the_emulated_api_server_accepts_the_kinds_it_serves(tmp_path: Path) -> 
         assert queue["spec"]["flavorFungibility"]["whenCanBorrow"] == "MayStopSearch"
         served = kubectl(emulator, tmp_path, "get", "roles,networkpolicies", "-n", "bunshin")
         assert "role.rbac.authorization.k8s.io/aiinfn-bunshin" in served
+
+        # then the chart itself, as `helm upgrade --install` would send it
+        chart = rendered("site")
+        chart_file = tmp_path / "chart.yaml"
+        chart_file.write_text(yaml.safe_dump_all(chart))
+        applied = kubectl(emulator, tmp_path, "apply", "-n", HUB_NAMESPACE, "-f", str(chart_file))
+        assert len(applied.splitlines()) == len(chart)
+        assert all(line.endswith(" created") for line in applied.splitlines()), applied
+        hub = json.loads(
+            kubectl(
+                emulator, tmp_path, "get", "deployment", "hub", "-n", HUB_NAMESPACE, "-o", "json"
+            )
+        )
+        assert hub["spec"]["template"]["spec"]["serviceAccountName"] == HUB_ACCOUNT
