@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RawClient, wait_until
+from emulator_client import RawClient, wait_until
 
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec, NodeSpec
 from aiinfn_hub.dev.emulator.controllers import OUTCOME_ANNOTATION

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from emulator_client import wait_until
 from stream_fixtures import (
     NS,
     PY,

@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import RawClient, wait_until
+from emulator_client import RawClient, wait_until
 from kubernetes_asyncio import client, config
 
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RawClient, wait_until
+from emulator_client import RawClient, wait_until
 from kubernetes_asyncio.client import ApiClient
 
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec

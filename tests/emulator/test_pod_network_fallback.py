@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import RawClient, wait_until
+from emulator_client import RawClient, wait_until
 from stream_fixtures import NS, PY, process_pod
 
 from aiinfn_hub.dev.cli import build_parser

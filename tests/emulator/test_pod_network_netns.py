@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RawClient, wait_until
+from emulator_client import RawClient, wait_until
 from stream_fixtures import NS, PY, StreamCluster, needs_kubectl, process_pod
 
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec, NodeSpec

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from browser_helpers import ARGS, CHROMIUM, fresh_page
+from bunshin_helpers import bunshin_config
 from dev_helpers import Dev, started_dev
+from iam_platform import Hub, running_platform
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from aiinfn_hub.dev.processes import free_port
@@ -77,3 +79,28 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     as ``test-artifacts/e2e/<test name>.png``."""
     with fresh_page(browser, request.node.name) as opened:
         yield opened
+
+
+# -- a real hub with 5-second tokens, shared by test_iam_tokens.py and test_restarts.py ------
+
+
+def _fast_tokens_config(emulator: Any, platform: Path) -> str:
+    # the Bunshin service, and after a failed renewal the provider asked again 1 s later
+    return bunshin_config(emulator, platform) + "\nc.IAMAuthenticator.provider_retry_interval = 1\n"
+
+
+@pytest.fixture(scope="session")
+def fast_tokens_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """Access tokens live 5 s, renewed 2 s before expiry; servers polled every second; the
+    proxy in a process of its own (as z2jh runs it, so a hub restart keeps the routes); the
+    Bunshin service. Tests that restart the hub or the provider leave them running."""
+    with running_platform(
+        tmp_path_factory.mktemp("fast-tokens"),
+        access_token_ttl=5,
+        margin=2,
+        refresh_age=1,
+        poll_interval=1,
+        external_proxy=True,
+        extra_config=_fast_tokens_config,
+    ) as running:
+        yield running

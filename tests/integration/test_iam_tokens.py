@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from iam_platform import (
     Hub,
     free_ports,
     provider_settings,
-    running_platform,
     secret_in_step,
     sign_in,
     spawn,
@@ -41,17 +39,11 @@ ACCESS_TOKEN_TTL = 5
 WAIT = 60  # seconds: an upper bound for conditions that take a few seconds on an idle machine
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """Access tokens live 5 s; the hub renews them 2 s before expiry, polls servers every 1 s."""
-    with running_platform(
-        tmp_path_factory.mktemp("iam-tokens"),
-        access_token_ttl=ACCESS_TOKEN_TTL,
-        margin=2,
-        refresh_age=1,
-        poll_interval=1,
-    ) as running:
-        yield running
+@pytest.fixture
+def hub(fast_tokens_hub: Hub) -> Hub:
+    """Access tokens live 5 s; the hub renews them 2 s before expiry, polls servers every 1 s
+    (the session's ``fast_tokens_hub``)."""
+    return fast_tokens_hub
 
 
 def _renewal_notes(hub: Hub, user: str) -> int:

@@ -99,14 +99,19 @@ def _ready(user: User) -> bool:
     return bool(user.hub.admin_get(f"/users/{user.name}")["servers"].get("", {}).get("ready"))
 
 
-def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub) -> None:
+def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(
+    hub: Hub, tmp_path: Path
+) -> None:
     alice, carol = User(hub, "alice", "alice-pw"), User(hub, "carol", "carol-pw")
     frank, bob = User(hub, "frank", "frank-pw"), User(hub, "bob", "bob-pw")
     alice.start_server({"image": "cuda-ml"})
-    # alice's two jobs take both RTX 5000s, the second one started last
+    # alice's two jobs take both RTX 5000s, the second one started last; they run until the
+    # test lets them finish (their pods are local processes: a file on this machine)
+    release = tmp_path / "jobs-may-finish"
+    command = ["sh", "-c", f"while [ ! -e {release} ]; do sleep 0.2; done"]
     jobs = []
     for name in ("first", "second"):
-        body = {"command": ["sleep", "25"], "name": name, "accelerator": {"name": "rtx5000"}}
+        body = {"command": command, "name": name, "accelerator": {"name": "rtx5000"}}
         response = alice.call("POST", "jobs", json=body)
         assert response.status_code == 201, response.text
         jobs.append(response.json()["id"])
@@ -153,6 +158,8 @@ def test_a_notebook_takes_a_gpu_from_a_batch_job_which_runs_again_later(hub: Hub
     # the notebooks stop: both jobs run again and succeed, no failure counted
     for user in (carol, frank):
         assert hub.admin("DELETE", f"/users/{user.name}/server").status_code in (202, 204)
+    wait_for(lambda: _job(alice, second)["status"] == "running", 90, "the second job again")
+    release.touch()
     for job_id in jobs:
         wait_for(
             lambda j=job_id: _job(alice, j)["status"] == "succeeded", 120, f"{job_id} to finish"

@@ -9,18 +9,15 @@ guessed time): the waits are long upper bounds that end as soon as the condition
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from bunshin_helpers import User, admit, bunshin_config, status_of, wait_for_bunshin
+from bunshin_helpers import User, admit, status_of, wait_for_bunshin
 from iam_platform import (
     NAMESPACE,
     Hub,
     answers,
-    running_platform,
     secret_in_step,
     sign_in,
     spawn,
@@ -29,30 +26,16 @@ from iam_platform import (
 )
 
 from aiinfn_hub.dev.emulator.resources import by_kind
-from aiinfn_hub.dev.emulator.runtime import Emulator
 
 pytestmark = pytest.mark.slow
 
 WAIT = 90  # seconds: an upper bound for conditions that take a few seconds on an idle machine
 
 
-def _hub_config(emulator: Emulator, platform: Path) -> str:
-    # the Bunshin service, and after a failed renewal the provider asked again 1 s later
-    return bunshin_config(emulator, platform) + "\nc.IAMAuthenticator.provider_retry_interval = 1\n"
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_platform(
-        tmp_path_factory.mktemp("restarts"),
-        access_token_ttl=5,
-        margin=2,
-        refresh_age=1,
-        poll_interval=1,
-        external_proxy=True,
-        extra_config=_hub_config,
-    ) as running:
-        yield running
+@pytest.fixture
+def hub(fast_tokens_hub: Hub) -> Hub:
+    """5-second tokens, the proxy on its own, the Bunshin service (the session's hub)."""
+    return fast_tokens_hub
 
 
 def _pod(hub: Hub, user: str) -> dict[str, Any] | None:
