@@ -207,3 +207,38 @@ def test_a_kubernetes_api_outage_keeps_pages_up_fails_spawns_clearly_and_recover
     wait_for(lambda: _free(session, hub, "t4") == before - 1, WAIT, "the counts to catch up")
     spawn(hub, "frank")
     stop(hub, "frank")
+
+
+def test_a_spawn_cut_by_a_hub_restart_ends_running_or_stopped_never_pending(hub: Hub) -> None:
+    """The hub stops while carol's pod is being created; kubespawner's request reaches the
+    cluster anyway. The restarted hub finds the pod: the server is ready and answers, or (had
+    the pod not come) not running and startable again; never left pending."""
+    emulator, faults = hub.emulator, hub.emulator.faults
+    _, page = sign_in(hub, "carol", "carol-pw")
+    assert page.status_code == 200
+    emulator.call(lambda: faults.add_latency("create", "pods", 5))
+    try:
+        started = hub.admin("POST", "/users/carol/server", json={})
+        assert started.status_code == 202, started.text
+        assert hub.admin_get("/users/carol")["servers"][""]["pending"] == "spawn"
+        hub.process.stop(grace=30)
+    finally:
+        emulator.call(lambda: faults.add_latency("create", "pods", 0))
+    try:
+        hub.process.start()
+        hub.process.wait_until(lambda: answers(f"{hub.api}/"), WAIT, "serving its API again")
+
+        def settled() -> dict[str, Any] | None:
+            server = hub.admin_get("/users/carol")["servers"].get("")
+            if server is None:
+                return {"ready": False}
+            return None if server["pending"] else server
+
+        server = wait_for(settled, WAIT, "carol's server to be ready or stopped")
+        if server["ready"]:
+            assert _running_uid(hub, "carol")
+            wait_for(lambda: _server_answers(hub, "carol"), WAIT, "carol's server to answer")
+        else:
+            spawn(hub, "carol")
+    finally:
+        stop(hub, "carol")
