@@ -20,6 +20,7 @@ import yaml
 from bunshin_rbac import rules_rights
 from test_helm_values import DEPLOYMENTS, min_kube_version
 from test_kueue_manifest import values_platform
+from test_manifests import kubectl
 
 from aiinfn_hub.bunshin.kueue import kueue_objects
 from aiinfn_hub.config import validate_platform_config
@@ -153,21 +154,6 @@ def test_the_events_users_share_no_uid_or_folder_with_the_sites() -> None:
     assert not event["environments"].get("maintainersGroup")
     # uids apart: the event numbers its users from 1 (its own database)
     assert event["home"]["uidBase"] >= site["home"]["uidBase"] + 100000
-
-
-def kubectl(emulator: Emulator, home: Path, *args: str, stdin: str = "") -> str:
-    kubeconfig = emulator.write_kubeconfig(home / "kubeconfig")
-    done = subprocess.run(
-        ["kubectl", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"HOME": str(home), "KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on PATH")

@@ -180,11 +180,12 @@ def test_job_pods_take_no_connections_and_do_not_reach_the_hubs_namespace() -> N
                 assert peer["ipBlock"]["except"], "the pod network must be left out"
 
 
-def kubectl(emulator: Emulator, home: Path, *args: str) -> str:
+def kubectl(emulator: Emulator, home: Path, *args: str, stdin: str = "") -> str:
     """Run kubectl against the emulator (its own kubeconfig and discovery cache)."""
     kubeconfig = emulator.write_kubeconfig(home / "kubeconfig")
     done = subprocess.run(
         ["kubectl", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
