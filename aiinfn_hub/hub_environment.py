@@ -20,7 +20,9 @@ loading the platform configuration, which stops the hub with the path of a bad k
 | ``AIINFN_STATE_DIR`` | folder of the hub's database and cookie secret (local platform) |
 | ``AIINFN_HUB_PORT`` | port of the proxy (local platform, default 8000) |
 | ``AIINFN_HUB_API_PORT``, ``AIINFN_PROXY_API_PORT`` | the hub's and the proxy's own ports (local) |
+| ``AIINFN_HUB_API_IP`` | the hub API's one address (local: 127.0.0.1, or the pods' gateway) |
 | ``AIINFN_LOCAL_PROCESSES`` | ``1``: single-user servers bind the pod IP the emulator gives |
+| ``AIINFN_SERVER_IP`` | what those servers bind instead: ``0.0.0.0`` when pods have namespaces |
 | ``AIINFN_NAMESPACE`` | namespace of the servers (default ``jupyterhub``) |
 | ``AIINFN_NOTEBOOK_PRIORITY`` | PriorityClass of notebook pods, e.g. ``notebook`` (default: none) |
 """
@@ -50,6 +52,20 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 def _groups(env: Mapping[str, str], name: str, default: str = "") -> list[str]:
     return [g.strip() for g in env.get(name, default).split(",") if g.strip()]
+
+
+def _hub_api_ip(env: Mapping[str, str]) -> str:
+    """``AIINFN_HUB_API_IP``: JupyterHub binds its API on one address, which it also gives
+    everyone who calls it; pods with network namespaces of their own call it at their gateway
+    (this machine's address on their bridge), which the proxy and services on this machine
+    reach too. Every interface would include the LAN's: refused."""
+    ip = env["AIINFN_HUB_API_IP"].strip()
+    if ip in ("", "0.0.0.0", "::", "*"):  # JupyterHub takes "" for every interface too
+        raise ConfigurationError(
+            f"jupyterhub_config.py: AIINFN_HUB_API_IP={ip} would open the hub's API to every "
+            "network: give one address (127.0.0.1, or the pods' gateway)"
+        )
+    return ip
 
 
 def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> None:
@@ -102,17 +118,22 @@ def configure_from_environment(c: Any, env: Mapping[str, str] | None = None) -> 
         c.JupyterHub.ip = "127.0.0.1"
         c.JupyterHub.port = int(env["AIINFN_HUB_PORT"])
         c.JupyterHub.hub_ip = "127.0.0.1"
+    if env.get("AIINFN_HUB_API_IP"):
+        c.JupyterHub.hub_ip = _hub_api_ip(env)
     if env.get("AIINFN_HUB_API_PORT"):
         c.JupyterHub.hub_port = int(env["AIINFN_HUB_API_PORT"])
     if env.get("AIINFN_PROXY_API_PORT"):
         c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env['AIINFN_PROXY_API_PORT']}"
     if env.get("AIINFN_LOCAL_PROCESSES") == "1":
-        # each emulated pod has its own loopback IP: the server binds it (valid on a cluster too)
+        # pods sharing this machine's network have a loopback IP each: the server binds it
+        # (valid on a cluster too); a pod with a network namespace of its own may bind all of
+        # its addresses (its localhost too, where `kubectl port-forward` dials), as on a cluster
         c.AIInfnSpawner.cmd = ["jupyterhub-singleuser"]
         c.AIInfnSpawner.environment = {
             "POD_IP": {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         }
-        c.AIInfnSpawner.args = ["--ServerApp.ip=$(POD_IP)", "--allow-root"]
+        server_ip = env.get("AIINFN_SERVER_IP", "").strip() or "$(POD_IP)"
+        c.AIInfnSpawner.args = [f"--ServerApp.ip={server_ip}", "--allow-root"]
         c.AIInfnSpawner.start_timeout = 120
         c.AIInfnSpawner.http_timeout = 90
     c.AIInfnSpawner.namespace = env.get("AIINFN_NAMESPACE", "jupyterhub")

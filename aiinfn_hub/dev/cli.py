@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser(
         "dev",
         help="start the local platform (hub, identity provider, emulated cluster, S3)",
-        description="Start the whole platform on 127.0.0.1: the Kubernetes API emulator with "
+        description="Start the whole platform on this machine: the Kubernetes API emulator with "
         "the paper's four servers, the local OpenID provider with demo users, a local S3 "
         "server, and JupyterHub with jupyterhub_config.py. Prints the URL and demo accounts; "
         "Ctrl-C stops everything.",
@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--port", type=int, default=8000, help="the hub's port (default 8000)")
     dev.add_argument("--reset", action="store_true", help="wipe the state folder first")
+    dev.add_argument(
+        "--pod-network",
+        choices=("auto", "netns", "loopback"),
+        default="auto",
+        help="the pods' network (default auto): netns gives each pod a network namespace of "
+        "its own on a bridge private to the platform, whose gateway 100.N.0.1 is where the "
+        "hub API, the Bunshin service, the local S3 and Redis listen for them (Linux, root, "
+        "the ip command); loopback gives each pod a 127.N.x.y address on this machine's "
+        "network, everything on 127.0.0.1; auto is netns where possible, else loopback, and "
+        "the banner says why",
+    )
 
     emu = sub.add_parser(
         "emulator",
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from .platform import run_dev
 
-        return run_dev(args.state_dir, args.port, args.reset)
+        return run_dev(args.state_dir, args.port, args.reset, args.pod_network)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 

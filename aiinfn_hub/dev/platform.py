@@ -1,16 +1,35 @@
-"""``aiinfn-dev dev``: the whole platform on 127.0.0.1 in one command.
+"""``aiinfn-dev dev``: the whole platform on this machine in one command.
 
 The Kubernetes API emulator (the paper's four servers, containers run as local processes with
 their volumes as folders), the local OpenID provider with demo users in demo projects, a local
 S3 server for buckets (when installed), and configurable-http-proxy + JupyterHub with
 ``jupyterhub_config.py`` unchanged: only addresses, ports and paths are passed to it, through
 its environment. State lives in one folder; running again reuses it; Ctrl-C stops everything.
+
+Pods get network namespaces of their own where this machine allows it (``--pod-network auto``:
+root and ``ip``), as on a cluster: each server's ``localhost`` is its own. Their only way to
+this machine is then the gateway of the emulator's bridge (``100.N.0.1``, this machine's
+address on a bridge attached to no interface), so everything their processes call listens
+there: the hub's API (servers, the ``bunshin`` command), the Bunshin service, the local S3 with
+its STS (bucket sidecars) and JuiceFS's Redis (offloaded jobs' mount sidecars). The hub API,
+the Bunshin service and the S3 server listen on one address only, so this machine calls them
+at the gateway too; Redis listens on both. Nothing listens on every interface (the LAN's). The
+browser's parts (the proxy, the OpenID provider) stay on 127.0.0.1: pods never call them. A
+server binds every address of its namespace (its pod IP, reached by the proxy over the bridge,
+and its localhost, where ``kubectl port-forward`` dials). Where namespaces are not possible,
+pods share this machine's network with 127.N.x.y addresses, each server binds its own, and
+everything else stays on 127.0.0.1; the banner says which and why.
+
+On Ctrl-C or SIGTERM the hub has ``AIINFN_DEV_HUB_GRACE`` seconds (default 20) to stop its
+proxy and services before it is killed and what it started is ended.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 import os
 import secrets
 import shutil
@@ -28,6 +47,12 @@ import yaml
 
 from ..config import PlatformConfig, load_platform_config
 from .emulator.cluster import load_cluster_file
+from .emulator.controllers import pod_network as pod_networks
+from .emulator.controllers.pod_network import (
+    NetworkUnavailable,
+    PodNetworkMode,
+    open_pod_network,
+)
 from .emulator.controllers.volumes import mounts_below, remove_tree
 from .emulator.runtime import Emulator
 from .juicefs_store import LocalJuiceFS, missing_tools
@@ -41,6 +66,7 @@ from .processes import (
     descendants,
     end_processes,
     free_port,
+    free_ports,
     port_is_free,
 )
 from .s3_server import LocalS3, moto_server_path
@@ -71,6 +97,7 @@ class DevPlatform:
     provider_port: int = 0
     emulator_port: int = 0
     reset: bool = False
+    pod_network: PodNetworkMode = "auto"
     parts: list[Any] = field(default_factory=list)
     banner_lines: list[str] = field(default_factory=list)
     s3: LocalS3 | None = None
@@ -81,6 +108,13 @@ class DevPlatform:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pods_reach_us_at(self) -> str:
+        """The address of what pods' processes call: the pod network's gateway when they have
+        namespaces of their own, else 127.0.0.1 (their network is this machine's)."""
+        assert self.emulator is not None, "known once the emulator runs"
+        return self.emulator.pod_gateway or "127.0.0.1"
 
     def _check(self) -> None:
         if not port_is_free(self.port):
@@ -159,18 +193,21 @@ class DevPlatform:
         )
         # Bunshin's jobs have a namespace of their own (the service refuses the servers')
         namespaces = [*cluster.namespaces, example.jobs.namespace]
-        emulator = Emulator(
-            cluster.model_copy(update={"namespaces": list(dict.fromkeys(namespaces))}),
-            port=self.emulator_port,
-            state_dir=state / "emulator",
-            run_processes=True,
-        ).start()
-        self.emulator = emulator
+        emulator = self._start_emulator(
+            Emulator(
+                cluster.model_copy(update={"namespaces": list(dict.fromkeys(namespaces))}),
+                port=self.emulator_port,
+                state_dir=state / "emulator",
+                run_processes=True,
+                pod_network=self.pod_network,
+            )
+        )
         kubeconfig = emulator.write_kubeconfig()
         self.parts.append(KueueStandIn(emulator.access).start())
+        ours = self.pods_reach_us_at
 
         if moto_server_path() is not None:
-            self.s3 = LocalS3(state / "s3").start()
+            self.s3 = LocalS3(state / "s3", host=ours).start()
             for bucket, readme in demo_buckets(example).items():  # each with a first file
                 _put(f"{self.s3.endpoint}/{bucket}", b"")
                 _put(f"{self.s3.endpoint}/{bucket}/README.txt", readme.encode())
@@ -200,6 +237,9 @@ class DevPlatform:
 
         secret_file = state / "oidc-client-secret"
         platform = self._platform_file(self.s3, self.juicefs)
+        # drawn together, and never the proxy's port: that one is bound only later, by the proxy
+        bunshin_port, hub_api_port = free_ports(2, ours, exclude=[self.port])
+        (proxy_api_port,) = free_ports(1, exclude=[self.port, bunshin_port, hub_api_port])
         env = dict(os.environ)
         env.update(
             {
@@ -211,13 +251,17 @@ class DevPlatform:
                 "AIINFN_STORAGE_AUDIENCE": STORAGE_AUDIENCE,
                 "AIINFN_ADMIN_GROUPS": "platform-admins",
                 "AIINFN_OFFLOAD_GROUPS": "ml-infn",
-                "AIINFN_BUNSHIN_URL": f"http://127.0.0.1:{free_port()}",
+                # servers call both: their `bunshin` command the service, and the hub's API
+                "AIINFN_BUNSHIN_URL": f"http://{ours}:{bunshin_port}",
                 "AIINFN_BUNSHIN_MANAGED": "1",
                 "AIINFN_STATE_DIR": str(state),
                 "AIINFN_HUB_PORT": str(self.port),
-                "AIINFN_HUB_API_PORT": str(free_port()),
-                "AIINFN_PROXY_API_PORT": str(free_port()),
+                "AIINFN_HUB_API_IP": ours,
+                "AIINFN_HUB_API_PORT": str(hub_api_port),
+                "AIINFN_PROXY_API_PORT": str(proxy_api_port),
                 "AIINFN_LOCAL_PROCESSES": "1",
+                # in a namespace of its own, every address of the pod is the pod's
+                **({"AIINFN_SERVER_IP": "0.0.0.0"} if emulator.pod_gateway else {}),
                 "AIINFN_NOTEBOOK_PRIORITY": "notebook",
                 "KUBECONFIG": str(kubeconfig),
                 "JUPYTERHUB_CRYPT_KEY": self._secret("crypt-key", lambda: secrets.token_hex(32)),
@@ -237,6 +281,39 @@ class DevPlatform:
         ).start()
         self.hub.wait_until(self._hub_answers, 90, "serving the hub")
 
+    def _start_emulator(self, emulator: Emulator) -> Emulator:
+        """Start the cluster; the banner says which pod network it chose and, for loopback
+        under ``auto``, why (the line the pod network logs then, shown instead of logged).
+
+        ``--pod-network netns`` is tried first on its own: the emulator finds out only after
+        its other controllers started, and its failed start then prints their tasks' ends."""
+        if self.pod_network == "netns":
+            try:
+                asyncio.run(open_pod_network("netns", processes=True).close())
+            except NetworkUnavailable as exc:
+                raise DevError(str(exc)) from None
+        fallback = _Records(logging.WARNING)
+        logger = logging.getLogger(pod_networks.__name__)
+        logger.addHandler(fallback)
+        try:
+            emulator.start()
+        except RuntimeError as exc:
+            if isinstance(exc.__cause__, NetworkUnavailable):  # --pod-network netns
+                raise DevError(str(exc.__cause__)) from None
+            raise
+        finally:
+            logger.removeHandler(fallback)
+        self.emulator = emulator
+        network = emulator.controllers.kubelet.network
+        if network.gateway is not None:
+            line = f"{network.description}; what pods call listens on {network.gateway}"
+        elif fallback.messages:
+            line = fallback.messages[-1].removeprefix("pod network: ")
+        else:
+            line = f"{network.description} (--pod-network {self.pod_network})"
+        self.banner_lines.append(f"pods:     {line}")
+        return emulator
+
     def _start_juicefs(self) -> LocalJuiceFS | None:
         """The JuiceFS of offloaded jobs, when this machine can mount it (root, FUSE)."""
         missing = missing_tools()
@@ -249,7 +326,10 @@ class DevPlatform:
                 f"offload:  jobs offload without storage (a JuiceFS needs {', '.join(missing)})"
             )
             return None
-        juicefs = LocalJuiceFS(self.state_dir / "juicefs", self.s3.endpoint).start()
+        assert self.emulator is not None
+        juicefs = LocalJuiceFS(
+            self.state_dir / "juicefs", self.s3.endpoint, gateway=self.emulator.pod_gateway
+        ).start()
         self.parts.append(juicefs)
         self.banner_lines.append(
             f"offload:  offloaded jobs mount JuiceFS ({juicefs.metadata_url}) for home/projects"
@@ -296,7 +376,7 @@ class DevPlatform:
         with _signals_ignored():
             steps: list[Any] = []
             if self.hub is not None:
-                steps.append(functools.partial(self.hub.stop, grace=20))
+                steps.append(functools.partial(self.hub.stop, grace=hub_grace()))
             steps += [part.stop for part in reversed(self.parts)]
             if self.s3 is not None:
                 steps.append(self.s3.stop)
@@ -321,6 +401,16 @@ def demo_buckets(config: PlatformConfig) -> dict[str, str]:
                 f"The bucket of project {project.display_name}, shared by its members.\n",
             )
     return buckets
+
+
+def hub_grace() -> float:
+    """Seconds the hub is given to stop (``AIINFN_DEV_HUB_GRACE``, default 20)."""
+    text = os.environ.get("AIINFN_DEV_HUB_GRACE", "")
+    try:
+        grace = float(text) if text else 20.0
+    except ValueError:
+        grace = 20.0
+    return grace if grace > 0 else 20.0
 
 
 def wipe_state_dir(state_dir: Path) -> None:
@@ -352,6 +442,17 @@ def _put(url: str, body: bytes) -> None:
         pass
 
 
+class _Records(logging.Handler):
+    """Keeps the messages of the records it is given."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -370,7 +471,7 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_dev(state_dir: Path, port: int, reset: bool) -> int:
+def run_dev(state_dir: Path, port: int, reset: bool, pod_network: PodNetworkMode = "auto") -> int:
     """The ``aiinfn-dev dev`` command: start, print the banner, wait for Ctrl-C, stop.
 
     SIGINT and SIGTERM both stop everything, whatever this process inherited: a shell without
@@ -383,7 +484,9 @@ def run_dev(state_dir: Path, port: int, reset: bool) -> int:
     become_subreaper()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
-    platform = DevPlatform(state_dir=state_dir.resolve(), port=port, reset=reset)
+    platform = DevPlatform(
+        state_dir=state_dir.resolve(), port=port, reset=reset, pod_network=pod_network
+    )
     # inherited by every child: names the platform a process belongs to (the tests look for
     # what a stopped platform left behind by it)
     os.environ[STATE_MARKER] = str(platform.state_dir)

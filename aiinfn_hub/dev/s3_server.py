@@ -1,9 +1,11 @@
 """A local S3-compatible server with STS (moto), for bucket tests and the local platform.
 
 moto answers ``AssumeRoleWithWebIdentity`` with temporary keys for any token and serves S3 on
-the same port; it binds to 127.0.0.1 only. It lives in its own virtualenv (``.tools/moto``,
-made by ``scripts/setup``) because its botocore pins a python-dateutil the kubernetes client
-cannot use.
+the same port; it binds one address, 127.0.0.1 unless told (the local platform gives the pod
+network's gateway when pods have network namespaces: they cannot reach this machine's
+127.0.0.1, and this machine reaches the gateway too). It lives in its own virtualenv
+(``.tools/moto``, made by ``scripts/setup``) because its botocore pins a python-dateutil the
+kubernetes client cannot use.
 """
 
 from __future__ import annotations
@@ -32,22 +34,31 @@ def moto_server_path() -> Path | None:
 
 
 class LocalS3(LocalService):
-    """moto's server on 127.0.0.1; ``endpoint`` serves both S3 and STS."""
+    """moto's server on ``host`` (127.0.0.1); ``endpoint`` serves both S3 and STS."""
 
     def __init__(
-        self, state_dir: Path, port: int = 0, *, deny_other_accounts: bool = False
+        self,
+        state_dir: Path,
+        port: int = 0,
+        *,
+        deny_other_accounts: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         """``deny_other_accounts``: a bucket made with another account's credentials (from
         STS for a role ARN of another account id) answers 403 AccessDenied, as a real object
-        store refuses a token without rights on a bucket; by default moto allows it."""
+        store refuses a token without rights on a bucket; by default moto allows it.
+        ``host``: the one address to listen on, never one every interface answers."""
+        if host in ("", "0.0.0.0", "::"):
+            raise ValueError("the local S3 server must not listen on every interface")
         self.state_dir = state_dir
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         self.deny_other_accounts = deny_other_accounts
         self.process: ManagedProcess | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> Self:
         server = moto_server_path()
@@ -58,7 +69,7 @@ class LocalS3(LocalService):
             env["MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS"] = "false"
         self.process = ManagedProcess(
             "the local S3 server",
-            [str(server), "-H", "127.0.0.1", "-p", str(self.port)],
+            [str(server), "-H", self.host, "-p", str(self.port)],
             self.state_dir / "s3-server.log",
             env=env,
         ).start()

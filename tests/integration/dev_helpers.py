@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from iam_platform import wait_for
+import requests
+from iam_platform import provider_sign_in, wait_for
 
 BANNER_END = "Ctrl-C stops everything."
 # what `bash -c 'scripts/platform &'` does: a shell without job control starts a background
@@ -26,7 +30,15 @@ class Dev:
     script's background command (``self.process`` is then the shell, ``self.pid`` the
     platform's process)."""
 
-    def __init__(self, state: Path, port: int, *, in_background_shell: bool = False) -> None:
+    def __init__(
+        self,
+        state: Path,
+        port: int,
+        *,
+        in_background_shell: bool = False,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.state, self.port = state, port
         self.url = f"http://127.0.0.1:{port}"
         self.out = state.parent / f"dev-{port}.out"
@@ -39,11 +51,16 @@ class Dev:
             str(state),
             "--port",
             str(port),
+            *args,
         ]
         if in_background_shell:
             argv = ["bash", "-c", BACKGROUND_SHELL, "bash", *argv]
         self.process = subprocess.Popen(
-            argv, stdout=self.out.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdout=self.out.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.pid = self.process.pid
         if in_background_shell:
@@ -70,6 +87,72 @@ class Dev:
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
+
+    def banner_line(self, label: str) -> str:
+        """The banner's line ``label:  ...``, without its label."""
+        found = re.search(rf"^{label}:\s+(.*)$", self.output(), re.M)
+        assert found, self.output()
+        return found.group(1)
+
+    @property
+    def pod_gateway(self) -> str | None:
+        """The pods' gateway the banner names when they have network namespaces, else None."""
+        found = re.search(r"listens on (100\.\d+\.0\.1)$", self.banner_line("pods"))
+        return found.group(1) if found else None
+
+    def kubectl(self, *args: str) -> str:
+        """``kubectl ARGS`` on the platform's cluster; its output (it must succeed)."""
+        done = subprocess.run(
+            ["kubectl", *args],
+            env={**os.environ, "KUBECONFIG": str(self.state / "emulator" / "kubeconfig")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def start_server(self, user: str, password: str) -> requests.Session:
+        """Sign ``user`` in, start a CPU server with the form (unless one runs) and wait for
+        its JupyterLab; the signed-in session."""
+        session, page = provider_sign_in(self.url, user, password)
+        if page.status_code == 200 and f"/user/{user}/" in page.url:
+            return session  # the server runs already: the hub sent the user to it
+        assert page.status_code == 200 and "/hub/spawn" in page.url, page.text[:500]
+        form = {
+            "image": "base",
+            "cpu": "1",
+            "memory": "4Gi",
+            "accelerator": "none",
+            "scratch": "1Gi",
+            "_xsrf": session.cookies.get("_xsrf") or "",
+        }
+        # the hub's answer only: following it would also take the server's first OAuth step
+        # with the hub, which a busy machine may make fail once (ready() retries it)
+        spawned = session.post(
+            f"{self.url}/hub/spawn", data=form, timeout=60, allow_redirects=False
+        )
+        where = spawned.headers.get("Location", "")
+        assert spawned.status_code == 302 and where.endswith(
+            (f"/hub/spawn-pending/{user}", f"/user/{user}/")
+        ), f"{spawned.status_code} {where} {spawned.text[:500]}\n{self.hub_log_tail()}"
+
+        def ready() -> bool:
+            # the first visit goes through the server's own OAuth with the hub, like a browser
+            lab = session.get(f"{self.url}/user/{user}/lab", timeout=30)
+            return lab.status_code == 200 and "JupyterLab" in lab.text
+
+        wait_for(ready, 120, f"{user}'s JupyterLab")
+        return session
+
+    def server_pod(self, user: str) -> dict[str, Any]:
+        """The pod of ``user``'s server, as ``kubectl get -o json`` shows it."""
+        return dict(
+            json.loads(
+                self.kubectl("get", "pod", "-n", "jupyterhub", f"jupyter-{user}", "-o", "json")
+            )
+        )
 
     def hub_log_tail(self, lines: int = 60) -> str:
         """The end of the hub's log (hub, proxy, Bunshin), for a failing test's message."""
@@ -131,10 +214,17 @@ def platform_processes(state: Path) -> dict[int, str]:
     return found
 
 
+def in_network(ip: str, gateway: str) -> bool:
+    """Whether ``ip`` is in the /16 of the pods' ``gateway``."""
+    return ipaddress.ip_address(ip) in ipaddress.ip_network(f"{gateway}/16", strict=False)
+
+
 @contextlib.contextmanager
-def started_dev(state: Path, port: int) -> Iterator[Dev]:
+def started_dev(
+    state: Path, port: int, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[Dev]:
     """``aiinfn-dev dev`` up (its banner printed) for the block; Ctrl-C afterwards."""
-    running = Dev(state, port)
+    running = Dev(state, port, args=args, env=env)
     try:
         wait_for(
             lambda: BANNER_END in running.output() or running.process.poll() is not None,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
-from dev_helpers import BANNER_END, Dev, children_of, started_dev
+from dev_helpers import BANNER_END, Dev, children_of, in_network, started_dev
 from iam_platform import provider_sign_in, wait_for
 
+from aiinfn_hub.dev.emulator.controllers.pod_network import namespaces_unavailable
 from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
@@ -69,7 +72,22 @@ def test_banner_names_the_url_accounts_kubectl_and_logs(dev: Dev) -> None:
     assert f"aiinfn-hub local platform: {dev.url}" in out
     assert "alice  / alice-pw" in out and "admin  / admin-pw" in out
     assert "export KUBECONFIG=" in out and "hub.log" in out
-    assert "buckets:  local S3 at http://127.0.0.1:" in out
+    # pods call the local S3: at their gateway when they have network namespaces
+    reached_at = dev.pod_gateway or "127.0.0.1"
+    assert dev.banner_line("buckets").startswith(f"local S3 at http://{reached_at}:")
+
+
+def test_the_banner_says_which_pod_network_and_why(dev: Dev) -> None:
+    pods = dev.banner_line("pods")
+    reason = namespaces_unavailable()
+    if reason is None:  # this machine allows network namespaces: auto takes them
+        assert re.fullmatch(
+            r"a network namespace per pod, 100\.(\d+)\.0\.0/16 on bridge aiinfn-\1; "
+            r"what pods call listens on 100\.\1\.0\.1",
+            pods,
+        ), pods
+    else:
+        assert pods.endswith(f"no network namespaces ({reason})"), pods
 
 
 def test_every_demo_user_and_demo_project_has_a_bucket_with_a_first_file(dev: Dev) -> None:
@@ -106,36 +124,76 @@ def test_every_demo_user_and_demo_project_has_a_bucket_with_a_first_file(dev: De
 
 
 def test_a_demo_user_signs_in_and_gets_a_jupyterlab(dev: Dev) -> None:
-    session, page = sign_in(dev, "alice", "alice-pw")
-    assert page.status_code == 200 and "/hub/spawn" in page.url, page.text[:500]
-    xsrf = session.cookies.get("_xsrf")
-    form = {
-        "image": "base",
-        "cpu": "1",
-        "memory": "4Gi",
-        "accelerator": "none",
-        "scratch": "1Gi",
-        "_xsrf": xsrf or "",
-    }
-    # the hub's answer only: following it would also take the server's first OAuth step with
-    # the hub, which a busy machine may make fail once (ready() below retries it, as a browser)
-    spawned = session.post(f"{dev.url}/hub/spawn", data=form, timeout=60, allow_redirects=False)
-    where = spawned.headers.get("Location", "")
-    assert spawned.status_code == 302 and where.endswith(
-        ("/hub/spawn-pending/alice", "/user/alice/")
-    ), f"{spawned.status_code} {where} {spawned.text[:500]}\n{dev.hub_log_tail()}"
-
-    def ready() -> bool:
-        # the first visit goes through the server's own OAuth with the hub, like a browser
-        lab = session.get(f"{dev.url}/user/alice/lab", timeout=30)
-        return lab.status_code == 200 and "JupyterLab" in lab.text
-
-    wait_for(ready, 120, "alice's JupyterLab")
+    session = dev.start_server("alice", "alice-pw")
     contents = session.get(f"{dev.url}/user/alice/api/contents", timeout=10).json()
     names = {item["name"] for item in contents["content"]}
     assert {"projects", "buckets"} <= names, names
     homes = dev.state / "emulator" / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
     assert (homes / "alice").stat().st_mode & 0o777 == 0o700
+    # her bucket, mounted by the sidecar in her pod: STS and S3 answered it from there
+    readme = f"{dev.url}/user/alice/api/contents/buckets/alice/README.txt"
+
+    def mounted() -> dict[str, Any] | None:
+        answer = session.get(readme, timeout=10)
+        return answer.json() if answer.status_code == 200 else None
+
+    found = wait_for(mounted, 30, f"alice's bucket in her server\n{dev.hub_log_tail()}")
+    assert found["content"] == "Your bucket.\n"
+
+
+@pytest.mark.timeout(300)  # two servers to start
+def test_two_users_servers_have_network_namespaces_of_their_own(dev: Dev) -> None:
+    """Where pods get namespaces (root, ip), alice's and bruno's servers each have their own
+    network, with an IP of the pods' /16, and still reach what they call at the gateway."""
+    reason = namespaces_unavailable()
+    if reason is not None:
+        assert "no network namespaces" in dev.banner_line("pods")
+        pytest.skip(f"pods share this machine's network here: {reason}")
+    gateway = dev.pod_gateway
+    assert gateway is not None, dev.banner_line("pods")
+    for user in ("alice", "bruno"):
+        dev.start_server(user, f"{user}-pw")
+    networks = {"this machine": os.readlink("/proc/self/ns/net")}
+    for user in ("alice", "bruno"):
+        pod = dev.server_pod(user)
+        ip = pod["status"]["podIP"]
+        assert in_network(ip, gateway) and ip != gateway, (user, ip, gateway)
+        pod_name = f"jupyter-{user}"
+        in_pod = ("exec", "-n", "jupyterhub", pod_name, "-c", "notebook", "--")
+        networks[user] = dev.kubectl(*in_pod, "readlink", "/proc/self/ns/net").strip()
+        env = dict(
+            line.split("=", 1) for line in dev.kubectl(*in_pod, "env").splitlines() if "=" in line
+        )
+        assert env["JUPYTERHUB_API_URL"].startswith(f"http://{gateway}:"), env
+        assert env["BUNSHIN_URL"].startswith(f"http://{gateway}:"), env
+        # the `bunshin` command in a terminal of the server reaches the service
+        dev.kubectl(*in_pod, "bunshin", "ls")
+    assert len(set(networks.values())) == 3, networks
+    # alice's server answers on her pod's localhost too, where port-forward dials
+    with port_forward(dev, "jupyter-alice", 8888) as local:
+        api = requests.get(f"http://127.0.0.1:{local}/user/alice/api", timeout=10)
+        assert api.status_code == 200 and "version" in api.json(), api.text
+
+
+@contextlib.contextmanager
+def port_forward(dev: Dev, pod: str, port: int) -> Iterator[int]:
+    """``kubectl port-forward`` to ``port`` of ``pod`` for the block; the local port."""
+    forward = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", "jupyterhub", f"pod/{pod}", f":{port}"],
+        env={**os.environ, "KUBECONFIG": str(dev.state / "emulator" / "kubeconfig")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert forward.stdout is not None
+        first = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8888"
+        found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", first)
+        assert found, first
+        yield int(found.group(1))
+    finally:
+        forward.terminate()
+        forward.wait(10)
 
 
 def test_guest_in_no_project_is_refused(dev: Dev) -> None:
@@ -145,9 +203,15 @@ def test_guest_in_no_project_is_refused(dev: Dev) -> None:
 
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_the_state(dev: Dev) -> None:
     assert children_of(dev.state)
+    gateway = dev.pod_gateway
     assert dev.interrupt(times=2) == 0  # a second Ctrl-C does not cut the stopping short
     wait_for(lambda: not children_of(dev.state), 30, "every child process to end")
     assert str(dev.state) not in Path("/proc/mounts").read_text()  # no bucket mount left
+    if gateway is not None:  # nor the pods' bridge and namespaces
+        index = gateway.split(".")[1]
+        assert not Path(f"/sys/class/net/aiinfn-{index}").exists()
+        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"aiinfn-{index}-" not in left, left
     again = Dev(dev.state, dev.port)
     try:
         wait_for(
@@ -198,6 +262,37 @@ def test_the_hub_config_stops_with_the_path_of_a_bad_key(tmp_path: Path) -> None
     bad.write_text((ROOT / "examples" / "platform.yaml").read_text())
     done = run_hub_config(tmp_path, env)
     assert done.returncode != 0 and "set AIINFN_IAM_ISSUER" in done.stderr
+
+
+def test_the_hub_api_listens_on_the_one_address_given_never_on_every_interface(
+    tmp_path: Path,
+) -> None:
+    from traitlets.config import Config
+
+    from aiinfn_hub.hub_environment import ConfigurationError, configure_from_environment
+
+    def configured(**extra: str) -> Config:
+        c = Config()
+        c.JupyterHub.services, c.JupyterHub.load_roles, c.JupyterHub.custom_scopes = [], [], {}
+        env = {
+            "AIINFN_PLATFORM_CONFIG": str(ROOT / "examples" / "platform.yaml"),
+            "AIINFN_IAM_ISSUER": "http://127.0.0.1:1",
+            "AIINFN_IAM_CLIENT_SECRET_FILE": str(tmp_path / "secret"),
+            "AIINFN_HUB_PORT": "8000",
+        }
+        configure_from_environment(c, {**env, **extra})
+        return c
+
+    assert configured().JupyterHub.hub_ip == "127.0.0.1"
+    assert configured(AIINFN_LOCAL_PROCESSES="1").AIInfnSpawner.args[0] == (
+        "--ServerApp.ip=$(POD_IP)"
+    )
+    in_namespaces = configured(AIINFN_LOCAL_PROCESSES="1", AIINFN_SERVER_IP="0.0.0.0")
+    assert in_namespaces.AIInfnSpawner.args[0] == "--ServerApp.ip=0.0.0.0"
+    assert configured(AIINFN_HUB_API_IP="100.77.0.1").JupyterHub.hub_ip == "100.77.0.1"
+    for everywhere in ("0.0.0.0", "::", " "):
+        with pytest.raises(ConfigurationError, match="would open the hub's API to every network"):
+            configured(AIINFN_HUB_API_IP=everywhere)
 
 
 def _bind_mount(source: Path, point: Path) -> None:

@@ -21,8 +21,10 @@ SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[Dev]:
-    """The platform up, started as ``bash -c 'scripts/platform &'`` starts it."""
+def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dev]:
+    """The platform up, started as ``bash -c 'scripts/platform &'`` starts it; a hub that does
+    not stop is killed after 3 s (20 s by default)."""
+    monkeypatch.setenv("AIINFN_DEV_HUB_GRACE", "3")
     running = Dev(tmp_path / "state", free_port(), in_background_shell=True)
     try:
         wait_for(
@@ -62,7 +64,7 @@ def test_sigterm_stops_every_child_even_when_the_hub_does_not_stop(dev: Dev) -> 
     os.kill(hub, signal.SIGSTOP)  # a hub that never gets to stop its proxy and services
     try:
         os.kill(dev.pid, signal.SIGTERM)
-        # the hub is given 20 s, then killed, then what it started is ended
+        # the hub is given its grace, then killed, then what it started is ended
         wait_for(lambda: ended(dev.pid), 90, "the platform to stop")
     finally:
         if not ended(hub):

@@ -129,6 +129,13 @@ class Emulator:
         return f"https://{host}:{self.port}"
 
     @property
+    def pod_gateway(self) -> str | None:
+        """Where pods reach this machine once started: the bridge's ``100.N.0.1`` when they
+        have network namespaces (this machine's 127.0.0.1 is not theirs, so what they call
+        must listen there too), None when they share this machine's network (loopback)."""
+        return self.controllers.kubelet.network.gateway
+
+    @property
     def access(self) -> ApiAccess:
         """URL, token and CA of this start, for raw HTTP clients (kubeconfig users need not)."""
         if self._access is None:

@@ -74,6 +74,10 @@ class PodNetwork(Protocol):
     kind: str
     description: str
 
+    @property
+    def gateway(self) -> str | None:
+        """Where pods reach this machine when they do not share its network (None: they do)."""
+
     async def set_up(self, uid: str, *, isolated: bool) -> PodSandbox:
         """The pod's network (``isolated``: its processes run here and get a namespace when
         this network makes them); PodNetworkError when it cannot be made."""
@@ -95,6 +99,7 @@ class LoopbackNetwork:
     """Pod IPs ``127.N.x.y`` on this machine's own network (no namespaces)."""
 
     kind = "loopback"
+    gateway: str | None = None  # pods share this machine's network: its 127.0.0.1 is theirs
 
     def __init__(self, lock_dir: Path = LOCK_DIR) -> None:
         self.pool = PodAddressPool(lock_dir)
