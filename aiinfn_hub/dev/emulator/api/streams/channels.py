@@ -1,4 +1,4 @@
-"""The ``*.channel.k8s.io`` WebSocket protocols of exec and attach.
+"""The ``*.channel.k8s.io`` protocols of exec and attach (WebSocket channels, SPDY streams).
 
 Every message carries one channel: 0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize
 (``{"Width": w, "Height": h}``). In the binary protocols the first byte is the channel; in the
@@ -9,6 +9,9 @@ between versions, as kube-apiserver speaks them:
 - ``v3``: adds the resize channel;
 - ``v4``: the error channel carries a ``Status`` JSON, ``Success`` included (exit codes);
 - ``v5``: adds the close signal ``[255, channel]`` (the client half-closes stdin).
+
+Over SPDY (``remotecommand``) each channel is a stream of its own, named by its
+``streamType``; v4 is the newest there (v5 and base64 are WebSocket only).
 """
 
 from __future__ import annotations
@@ -85,6 +88,24 @@ _PROTOCOLS = {
 }
 # a client that asks for no subprotocol gets the original binary one
 DEFAULT_PROTOCOL = _PROTOCOLS["channel.k8s.io"]
+
+
+# what the kubelet speaks over SPDY, its order (v5 and base64 exist only over WebSocket)
+SPDY_PROTOCOLS = tuple(
+    _PROTOCOLS[name]
+    for name in ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
+)
+
+
+def choose_spdy_protocol(offered: list[str]) -> ChannelProtocol | None:
+    """The first ``X-Stream-Protocol-Version`` the client offers that the kubelet speaks over
+    SPDY (client order, as ``httpstream.Handshake`` negotiates); None if none."""
+    supported = {p.name: p for p in SPDY_PROTOCOLS}
+    for name in offered:
+        protocol = supported.get(name.strip())
+        if protocol is not None:
+            return protocol
+    return None
 
 
 def choose_protocol(offered: list[str]) -> ChannelProtocol | None:

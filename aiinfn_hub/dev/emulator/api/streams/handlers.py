@@ -5,14 +5,13 @@ answers), then upgraded and handed to a session (``sockets``, ``portforward_sock
 application's token check has already run (it runs before routing), so only the emulator's
 clients get here.
 
-Exec and attach speak WebSocket only, not SPDY: kubectl 1.30+ (1.32 here) tries a WebSocket
-first and falls back to SPDY only when the upgrade *fails*, which it never does here for a
-request that passed the checks (a refused one gets the same ``Status`` either way); the
-Python clients speak WebSocket only. A kubectl told to use SPDY
-(``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``) or older than 1.30 gets 400 "Upgrade request
-required". Port-forward speaks SPDY, because kubectl has nothing else for it: tunnelled in a
-WebSocket (``SPDY/3.1+portforward.k8s.io``, kubectl 1.31+) or raw (``Upgrade: SPDY/3.1``),
-and the channel protocols of the Python clients.
+Exec and attach speak WebSocket (what kubectl 1.30+ tries first and the Python clients speak)
+and SPDY (``remotecommand``: kubectl before 1.30, or told to with
+``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``, or after a failed WebSocket upgrade), with the
+version negotiated from ``X-Stream-Protocol-Version`` (v4 down to ``channel.k8s.io``). Port-
+forward speaks SPDY, because kubectl has nothing else for it: tunnelled in a WebSocket
+(``SPDY/3.1+portforward.k8s.io``, kubectl 1.31+) or raw (``Upgrade: SPDY/3.1``), and the
+channel protocols of the Python clients.
 """
 
 from __future__ import annotations

@@ -28,10 +28,10 @@ from ...controllers.netns import open_connection_in
 from ...errors import ApiError
 from . import spdy
 from .channels import ChannelProtocol
+from .spdy_session import SendBytes, SpdySession, stream_type
 
 _CHUNK = 64 * 1024
 _CONNECT_SECONDS = 5.0
-SendBytes = Callable[[bytes], Awaitable[None]]
 SendChannel = Callable[[int, bytes], Awaitable[None]]
 
 
@@ -172,71 +172,39 @@ class _Pair:
     data_ended: bool = False
 
 
-class SpdyForward:
+class SpdyForward(SpdySession):
     """Port-forwarding over SPDY; bytes from the client go to ``feed``, bytes to the client
     leave through ``send`` in order. ``run`` ends when the client goes away."""
 
     def __init__(self, endpoint: PodEndpoint, send: SendBytes) -> None:
+        super().__init__(send)
         self._endpoint = endpoint
-        self._send = send
-        self._reader = spdy.FrameReader()
-        self._writer = spdy.FrameWriter()
-        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._pairs: dict[str, _Pair] = {}
         self._by_stream: dict[int, _Pair] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._last_stream = 0
 
-    def feed(self, data: bytes) -> None:
-        try:
-            frames = self._reader.feed(data)
-        except spdy.SpdyError:
-            self._out.put_nowait(self._writer.go_away(self._last_stream))
-            self._out.put_nowait(None)
-            return
-        for frame in frames:
-            self._frame(frame)
-
-    def client_gone(self) -> None:
-        self._out.put_nowait(None)
-
-    async def run(self) -> None:
-        try:
-            while (data := await self._out.get()) is not None:
-                await self._send(data)
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            for pair in self._pairs.values():
-                _close(pair.writer)
+    def finish(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for pair in self._pairs.values():
+            _close(pair.writer)
 
     # -- frames from the client ----------------------------------------------------------
-    def _frame(self, frame: spdy.Frame) -> None:
-        if frame.kind == spdy.SYN_STREAM:
-            self._open_stream(frame)
-        elif frame.kind == 0:
-            self._stream_data(frame)
-        elif frame.kind == spdy.RST_STREAM:
-            pair = self._by_stream.get(frame.stream_id)
-            if pair is not None:
-                _close(pair.writer)
-        elif frame.kind == spdy.PING:
-            self._out.put_nowait(self._writer.ping(frame.value))
-        elif frame.kind == spdy.GOAWAY:
-            self._out.put_nowait(None)
+    def stream_reset(self, stream_id: int) -> None:
+        pair = self._by_stream.get(stream_id)
+        if pair is not None:
+            _close(pair.writer)
 
-    def _open_stream(self, frame: spdy.Frame) -> None:
-        stream_id, headers = frame.stream_id, frame.headers
-        self._last_stream = max(self._last_stream, stream_id)
-        kind = (headers.get("streamtype") or [""])[0]
+    def open_stream(self, stream_id: int, headers: spdy.Headers) -> None:
+        kind = stream_type(headers)
         try:
             port = int((headers.get("port") or [""])[0])
         except ValueError:
             port = 0
         if kind not in ("data", "error") or not 0 < port < 65536:
-            self._out.put_nowait(self._writer.rst_stream(stream_id, spdy.RST_PROTOCOL_ERROR))
+            self.refuse(stream_id)
             return
-        self._out.put_nowait(self._writer.syn_reply(stream_id))
+        self.accept(stream_id)
         request = (headers.get("requestid") or [""])[0]
         pair = self._pairs.setdefault(request, _Pair(port))
         setattr(pair, kind, stream_id)
@@ -246,19 +214,19 @@ class SpdyForward:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _stream_data(self, frame: spdy.Frame) -> None:
-        pair = self._by_stream.get(frame.stream_id)
-        if pair is None or frame.stream_id != pair.data:
+    def stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        pair = self._by_stream.get(stream_id)
+        if pair is None or stream_id != pair.data:
             return  # the error stream carries nothing from the client
         if pair.writer is None:
-            if frame.data:
-                pair.waiting.append(frame.data)
-            pair.data_ended = pair.data_ended or frame.fin
+            if data:
+                pair.waiting.append(data)
+            pair.data_ended = pair.data_ended or fin
             return
         with contextlib.suppress(OSError, RuntimeError):
-            if frame.data:
-                pair.writer.write(frame.data)
-            if frame.fin and pair.writer.can_write_eof():
+            if data:
+                pair.writer.write(data)
+            if fin and pair.writer.can_write_eof():
                 pair.writer.write_eof()
 
     # -- one forwarded connection --------------------------------------------------------
@@ -268,7 +236,7 @@ class SpdyForward:
         try:
             reader, writer = await self._endpoint.connect(pair.port)
         except ConnectionError as exc:
-            self._out.put_nowait(self._writer.data(error_stream, str(exc).encode()))
+            self.put(self.writer.data(error_stream, str(exc).encode()))
         else:
             pair.writer = writer
             with contextlib.suppress(OSError, RuntimeError):
@@ -279,17 +247,17 @@ class SpdyForward:
             pair.waiting.clear()
 
             async def to_client(data: bytes) -> None:
-                self._out.put_nowait(self._writer.data(data_stream, data))
+                self.put(self.writer.data(data_stream, data))
 
             try:
                 await _pump(reader, to_client)
             except OSError as exc:
                 message = self._endpoint.failure(pair.port, str(exc))
-                self._out.put_nowait(self._writer.data(error_stream, message.encode()))
+                self.put(self.writer.data(error_stream, message.encode()))
             finally:
                 _close(writer)
-        self._out.put_nowait(self._writer.data(data_stream, fin=True))
-        self._out.put_nowait(self._writer.data(error_stream, fin=True))
+        self.put(self.writer.data(data_stream, fin=True))
+        self.put(self.writer.data(error_stream, fin=True))
         self._pairs.pop(request, None)
         self._by_stream.pop(data_stream, None)
         self._by_stream.pop(error_stream, None)

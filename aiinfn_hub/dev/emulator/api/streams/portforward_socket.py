@@ -5,17 +5,16 @@ a POST) and the WebSocket channel protocols of the Python clients (``portforward
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
-import tornado.iostream
 import tornado.websocket
 
 from ...errors import ApiError
 from .channels import ChannelProtocol
 from .portforward import ChannelForward, PodEndpoint, SpdyForward, parse_ports
 from .sockets import StreamSocket, offered_protocols
+from .spdy_session import serve_spdy_upgrade
 from .targets import find_pod
 
 JSON = dict[str, Any]
@@ -83,32 +82,10 @@ class PortForwardSocket(StreamSocket):
 
     async def _serve_raw_spdy(self) -> None:
         """Switch the connection to SPDY/3.1 and serve it until either side ends it."""
-        stream = self.detach()
-        serving = asyncio.current_task()
-        if serving is not None:
-            self.open_streams.track(serving, stream.close)
-        await stream.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-            b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: "
-            + PORT_FORWARD_PROTOCOL.encode()
-            + b"\r\n\r\n"
+        endpoint = self.endpoint
+        await serve_spdy_upgrade(
+            self, self.open_streams, PORT_FORWARD_PROTOCOL, lambda send: SpdyForward(endpoint, send)
         )
-
-        async def send(data: bytes) -> None:
-            with contextlib.suppress(tornado.iostream.StreamClosedError):
-                await stream.write(data)
-
-        session = SpdyForward(self.endpoint, send)
-        runner = asyncio.ensure_future(session.run())
-        try:
-            while not runner.done():
-                session.feed(await stream.read_bytes(64 * 1024, partial=True))
-        except tornado.iostream.StreamClosedError:
-            pass
-        finally:
-            session.client_gone()
-            await runner
-            stream.close()
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         if self.tunnel:

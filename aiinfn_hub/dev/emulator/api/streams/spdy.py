@@ -1,4 +1,5 @@
-"""SPDY/3.1 framing, the server's side of what ``kubectl port-forward`` speaks.
+"""SPDY/3.1 framing, the server's side of what ``kubectl port-forward`` speaks (and
+``kubectl exec``/``attach`` when they do not use a WebSocket: ``remotecommand``).
 
 client-go still multiplexes port-forward streams with SPDY (moby/spdystream): over a
 WebSocket (subprotocol ``SPDY/3.1+portforward.k8s.io``, each binary message a slice of the
