@@ -93,8 +93,14 @@ def test_stopping_a_child_that_ignores_sigterm_kills_it_and_what_it_started(
     try:
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "the pid")
         own_session = int(pid_file.read_text())
-        assert stubborn.process is not None
-        assert os.getsid(own_session) != os.getsid(stubborn.process.pid)
+        process = stubborn.process
+        assert process is not None
+        # `setsid` makes its session a moment after the shell wrote its pid
+        wait_for(
+            lambda: os.getsid(own_session) != os.getsid(process.pid),
+            10,
+            "the child to have a session of its own",
+        )
         stubborn.stop(grace=1)
         assert stubborn.returncode == -signal.SIGKILL
         wait_for(lambda: ended(own_session), 10, "the child in its own session to end")
