@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from ..kube.rest import KubeError
 from ..platform import vocabulary as v
 from .cluster import JobCluster
-from .job import MANAGED_BY, QUEUE_LABEL, interrupted_submissions, unfinished_cancels
+from .job import MANAGED_BY, interrupted_submissions, unfinished_cancels
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,14 @@ class SubmissionJanitor:
     async def sweep(self, now: datetime | None = None) -> Sweep:
         """One round: remove the Jobs of interrupted submissions, finish interrupted cancels."""
         done = Sweep()
-        unreleased = await self.cluster.list_objects(
-            "Job", self.namespace, f"{v.MANAGED_BY}={MANAGED_BY},!{QUEUE_LABEL}"
-        )
-        for name in interrupted_submissions(unreleased, now or datetime.now(UTC)):
-            if await self.cluster.delete("Job", self.namespace, name):
-                log.warning("removed job %s: its submission was interrupted", name)
-                done.removed.append(name)
+        # one list serves both: interrupted_submissions keeps only the unreleased Jobs
         jobs = await self.cluster.list_objects(
             "Job", self.namespace, f"{v.MANAGED_BY}={MANAGED_BY}"
         )
+        for name in interrupted_submissions(jobs, now or datetime.now(UTC)):
+            if await self.cluster.delete("Job", self.namespace, name):
+                log.warning("removed job %s: its submission was interrupted", name)
+                done.removed.append(name)
         workloads = await self.cluster.workloads(self.namespace)
         for workload in unfinished_cancels(jobs, workloads):
             if await self.cluster.patch_workload(

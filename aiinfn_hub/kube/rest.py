@@ -96,7 +96,11 @@ class KubeError(Exception):
     def unavailable(self) -> bool:
         """The cluster did not answer or could not serve the call now (unreachable, 429, 5xx):
         the same call may work later; it says nothing about the object."""
-        return self.status == 0 or self.status == 429 or self.status >= 500
+        return _unavailable_status(self.status)
+
+
+def _unavailable_status(status: int) -> bool:
+    return status == 0 or status == 429 or status >= 500
 
 
 def cluster_unavailable(exc: BaseException) -> bool:
@@ -105,8 +109,7 @@ def cluster_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, KubeError):
         return exc.unavailable
     if isinstance(exc, client.ApiException):
-        status = int(exc.status or 0)
-        return status == 0 or status == 429 or status >= 500
+        return _unavailable_status(int(exc.status or 0))
     return isinstance(exc, OSError | TimeoutError | aiohttp.ClientError)
 
 

@@ -282,12 +282,11 @@ def listening(port: int) -> bool:
     return True
 
 
-def restart_hub(hub: Hub) -> None:
-    """SIGTERM the hub, as a node drain or ``helm upgrade`` does, and start it again with the
-    same configuration, database, crypt key and proxy token; returns once its API answers."""
-    hub.process.stop(grace=30)
+def start_hub_again(hub: Hub, timeout: float = 90) -> None:
+    """Start a stopped hub again with the same configuration, database, crypt key and proxy
+    token, as Kubernetes restarts the hub's pod; returns once its API answers."""
     hub.process.start()
-    hub.process.wait_until(lambda: answers(f"{hub.api}/"), 90, "serving its API again")
+    hub.process.wait_until(lambda: answers(f"{hub.api}/"), timeout, "serving its API again")
 
 
 def spawn(hub: Hub, user: str) -> None:

@@ -21,6 +21,7 @@ from iam_platform import (
     secret_in_step,
     sign_in,
     spawn,
+    start_hub_again,
     stop,
     wait_for,
 )
@@ -84,8 +85,7 @@ def test_a_hub_restart_keeps_servers_routes_jobs_counts_and_token_renewals(hub: 
         secret_before = hub.token_secret("alice")
         assert secret_before
 
-        hub.process.start()  # same database, crypt key, proxy and configuration
-        hub.process.wait_until(lambda: answers(f"{hub.api}/"), WAIT, "serving its API again")
+        start_hub_again(hub, WAIT)
         server = hub.admin_get("/users/alice")["servers"][""]
         assert server["ready"], server
         assert _running_uid(hub, "alice") == uid, "the server was started again"
@@ -225,8 +225,7 @@ def test_a_spawn_cut_by_a_hub_restart_ends_running_or_stopped_never_pending(hub:
     finally:
         emulator.call(lambda: faults.add_latency("create", "pods", 0))
     try:
-        hub.process.start()
-        hub.process.wait_until(lambda: answers(f"{hub.api}/"), WAIT, "serving its API again")
+        start_hub_again(hub, WAIT)
 
         def settled() -> dict[str, Any] | None:
             server = hub.admin_get("/users/carol")["servers"].get("")

@@ -908,8 +908,10 @@ class PodWorker:
         status["containerStatuses"] = [c.status() for c in self.app]
         self.ctx.store.update(PODS, new)
 
-    def _record_pod(self, reason: str, message: str, *, warning: bool = False) -> None:
-        """An event about the pod itself (its sandbox), not one of its containers."""
+    def _record_pod(
+        self, reason: str, message: str, *, warning: bool = False, field_path: str | None = None
+    ) -> None:
+        """An event about the pod (its sandbox), or one of its containers (``field_path``)."""
         pod = self._current()
         if pod is None or self.removed:
             return
@@ -920,23 +922,15 @@ class PodWorker:
             component=COMPONENT,
             event_type="Warning" if warning else "Normal",
             host=self.node_name,
+            field_path=field_path,
         )
 
     def _record(
         self, reason: str, message: str, state: ContainerState, *, warning: bool = False
     ) -> None:
-        pod = self._current()
-        if pod is None or self.removed:
-            return
         group = "initContainers" if state.init else "containers"
-        self.ctx.events.record(
-            pod,
-            reason,
-            message,
-            component=COMPONENT,
-            event_type="Warning" if warning else "Normal",
-            host=self.node_name,
-            field_path=f"spec.{group}{{{state.name}}}",
+        self._record_pod(
+            reason, message, warning=warning, field_path=f"spec.{group}{{{state.name}}}"
         )
 
     def _append_log(self, container: str, text: str) -> None:
