@@ -82,7 +82,7 @@ class LocalJuiceFS(LocalService):
             path.chmod(0o600)
         return self.password
 
-    def start(self, timeout: float = 30.0) -> Self:
+    def start(self, timeout: float = 90.0) -> Self:
         missing = missing_tools()
         if missing:
             raise ProcessError(f"cannot run a local JuiceFS without {', '.join(missing)}")

@@ -114,6 +114,30 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0], int(fields[1]), int(fields[19])
 
 
+def process_report(pid: int | None) -> str:
+    """What ``pid`` is doing now (state, kernel wait channel, CPU seconds) and the machine's
+    load: what tells a stuck process from a starved one when a start times out."""
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    if pid is None:
+        return f"not started; load average {load}"
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
+        threads = fields[17]
+    except (OSError, ValueError, IndexError):
+        return f"process {pid} gone; load average {load}"
+    return (
+        f"process {pid} state {fields[0]}, waiting in {wchan}, {threads} threads, "
+        f"{cpu:.1f} s of CPU; load average {load}"
+    )
+
+
 def descendants(pid: int) -> list[tuple[int, int]]:
     """Every process below ``pid`` now, as ``(pid, start time)`` (the start time tells a
     process from a later one given the same pid)."""
@@ -216,7 +240,8 @@ class ManagedProcess:
                 return
             time.sleep(0.1)
         raise ProcessError(
-            f"{self.name} did not get to {what} within {timeout:.0f} s; "
+            f"{self.name} did not get to {what} within {timeout:.0f} s "
+            f"({process_report(self.process.pid if self.process else None)}); "
             f"its log {self.log_path} ends with:\n{log_tail(self.log_path)}"
         )
 

@@ -60,7 +60,7 @@ class LocalS3(LocalService):
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Self:
+    def start(self, timeout: float = 90.0) -> Self:
         server = moto_server_path()
         if server is None:
             raise ProcessError("moto_server is not installed: run scripts/setup")

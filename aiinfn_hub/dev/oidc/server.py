@@ -141,7 +141,7 @@ class LocalOIDCProvider(LocalService):
     def log_path(self) -> Path:
         return self.state_dir / "oidc-provider.log"
 
-    def start(self, timeout: float = 30.0) -> Self:
+    def start(self, timeout: float = 90.0) -> Self:
         node = shutil.which("node")
         if node is None:
             raise ProcessError("node is not installed: run scripts/setup (Debian package nodejs)")
