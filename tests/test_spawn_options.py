@@ -450,6 +450,21 @@ def test_the_profile_line_says_who_holds_what() -> None:
     assert profile_line(CONFIG, alice, base, None, 0, None) == "cms · CPU only · base"
 
 
+def test_the_profile_line_is_rebuilt_from_stored_options_on_the_node_found() -> None:
+    """A server found again by a restarted hub has names in its options, not catalogue
+    objects; an image or model that has left the catalogue gives no line (kept as it was)."""
+    from aiinfn_hub.spawner.form_view import stored_profile_line
+
+    alice = UserContext("alice", frozenset({"cms"}))
+    stored = {"image": "cuda-ml", "accelerator": "a100-1g-10gb", "count": 1}
+    line = stored_profile_line(CONFIG, alice, stored, "server-3")
+    assert line == "cms · NVIDIA A100 MIG slice 1g.10gb \u00d71 on server-3 · cuda-ml"
+    cpu = {"image": "base", "accelerator": "none", "count": 0}
+    assert stored_profile_line(CONFIG, alice, cpu, "node-1") == "cms · CPU only on node-1 · base"
+    assert stored_profile_line(CONFIG, alice, {**stored, "image": "gone"}, "n") is None
+    assert stored_profile_line(CONFIG, alice, {**stored, "accelerator": "h200"}, "n") is None
+
+
 def test_the_derived_profile_is_accepted_back_and_ignored() -> None:
     """JupyterHub gives the stored options back for a REST start with an empty body."""
     stored = {"image": "base", "accelerator": "none", "profile": "cms · CPU only · base"}

@@ -8,10 +8,12 @@ of accelerator, and the short "profile" line the admin panel and the hub home sh
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..config import Accelerator, Image, PlatformConfig, parse_memory
 from ..platform.entitlements import UserContext
+from ..platform.vocabulary import NO_ACCELERATOR
 
 # what each kind of accelerator is for, one line each (shown under the models of that kind)
 KIND_HINTS = {
@@ -82,3 +84,18 @@ def profile_line(
     if node:
         holds += f" on {node}"
     return f"{projects} · {holds} · {image.name}"
+
+
+def stored_profile_line(
+    config: PlatformConfig, user: UserContext, options: Mapping[str, Any], node: str | None
+) -> str | None:
+    """The profile line of a server from its stored ``user_options`` (names, not catalogue
+    objects), for one found running by a hub that did not start it; None when its image or
+    model has left the catalogue since."""
+    image = next((i for i in config.images if i.name == options.get("image")), None)
+    wanted = options.get("accelerator")
+    model = next((a for a in config.accelerators if a.name == wanted), None)
+    if image is None or (model is None and wanted not in (None, "", NO_ACCELERATOR)):
+        return None
+    count = options.get("count")
+    return profile_line(config, user, image, model, count if isinstance(count, int) else 1, node)

@@ -33,7 +33,7 @@ from ..platform.storage.nfs import INIT_CONTAINER as STORAGE_INIT
 from ..platform.storage.plan import TRAITS as STORAGE_TRAITS
 from ..platform.vocabulary import NO_ACCELERATOR
 from .form_render import render_form
-from .form_view import TIMES, profile_line, short_model_name
+from .form_view import TIMES, profile_line, short_model_name, stored_profile_line
 from .options import DERIVED, OptionsError, ServerChoice, form_to_options, validate_options
 from .pod_settings import pod_settings
 from .progress_steps import StartContext, StepTracker
@@ -248,6 +248,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         self._last_started: dict[str, Any] = dict(self.user_options or {})
         self._form_error: OptionsError | None = None
         self._choice: ServerChoice | None = None
+        self._adopted = False
 
     async def get_options_form(self) -> str:
         """The form, pre-filled from the last choice that started, with the error of the last
@@ -297,12 +298,35 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         self._last_started = dict(options)
         self._store_options(options)
 
-    def _store_options(self, options: dict[str, Any]) -> None:
+    def _store_options(self, options: dict[str, Any], commit: bool = False) -> None:
         """``options`` as this spawner's and the hub database's ``user_options`` (copies)."""
         self.user_options = dict(options)
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is not None:
             orm_spawner.user_options = dict(options)
+            if commit and self.db is not None:
+                self.db.commit()
+
+    def _adopt_running_pod(self) -> None:
+        """For a server this hub process did not start (found again after a hub restart, maybe
+        cut in the middle of its start): remember its pod's UID, as a start does, and name the
+        node it runs on in its profile line."""
+        if self._choice is not None or self._adopted:
+            return
+        pod = self._own_pod()
+        if pod is None:
+            return
+        self._adopted = True
+        if self._pod_uid is None:
+            self._remember_pod_uid()
+        options = dict(self.user_options or {})
+        if not options:
+            return
+        node = (pod.get("spec") or {}).get("nodeName") or None
+        profile = stored_profile_line(self.platform, self.user_context(), options, node)
+        if profile is not None and profile != options.get("profile"):
+            self._store_options({**options, "profile": profile}, commit=True)
+            self._last_started = {**options, "profile": profile}
 
     def _options_with_profile(self, choice: ServerChoice, node: str | None) -> dict[str, Any]:
         config = self._start_config or self.platform
@@ -328,7 +352,9 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
                 self._form_error = exc  # the form shows it; a REST caller has its answer
             raise _refusal(exc) from exc
         self._choice = choice
-        self.user_options = self._options_with_profile(choice, choice.server)
+        # stored (and committed) now, not only once started: a hub restart in the middle of
+        # this start finds the server with what was asked, not the empty body of a REST start
+        self._store_options(self._options_with_profile(choice, choice.server), commit=True)
         settings = pod_settings(
             choice,
             config,
@@ -598,6 +624,7 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             )
             return None
         if status is None:
+            self._adopt_running_pod()
             try:
                 await self.keep_token_fresh()
             except Exception as exc:  # a poll must never fail because of the token

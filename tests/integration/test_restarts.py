@@ -237,6 +237,12 @@ def test_a_spawn_cut_by_a_hub_restart_ends_running_or_stopped_never_pending(hub:
         if server["ready"]:
             assert _running_uid(hub, "carol")
             wait_for(lambda: _server_answers(hub, "carol"), WAIT, "carol's server to answer")
+            # what the cut start chose is kept (the REST body was empty), its profile line
+            # naming the node the pod runs on
+            node = (_pod(hub, "carol") or {})["spec"]["nodeName"]
+            options = hub.admin_get("/users/carol")["servers"][""]["user_options"]
+            assert options["image"] and options["accelerator"], options
+            assert options["profile"].endswith(f" on {node} · {options['image']}"), options
         else:
             spawn(hub, "carol")
     finally:
