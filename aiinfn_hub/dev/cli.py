@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "namespace of its own, its IP in 100.N.0.0/16 on a bridge aiinfn-N private to this "
         "emulator (no forwarding, no NAT), so every pod may bind any port and localhost is "
         "its own, but it cannot reach this machine's 127.0.0.1 (its host is 100.N.0.1); it "
+        "reaches beyond this machine through a slirp4netns of its own, when installed; it "
         "needs Linux, root and the ip command; loopback gives each pod a 127.N.x.y IP on "
         "this machine's network (a server must bind its pod IP; ports bound on 0.0.0.0 or "
         "127.0.0.1 are shared by all pods); auto is netns where possible and pods run as "

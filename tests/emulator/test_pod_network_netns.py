@@ -32,6 +32,10 @@ from stream_fixtures import NS, PY, StreamCluster, needs_kubectl, process_pod
 from aiinfn_hub.dev.emulator.cluster import ClusterSpec, NodeSpec
 from aiinfn_hub.dev.emulator.controllers.addresses import SHARED, PodAddressPool
 from aiinfn_hub.dev.emulator.controllers.pod_network import NamespaceNetwork
+from aiinfn_hub.dev.emulator.controllers.pod_outbound import (
+    SLIRP_HOST_LOOPBACK,
+    outbound_unavailable,
+)
 from aiinfn_hub.dev.emulator.runtime import Emulator
 
 JSON = dict[str, Any]
@@ -76,6 +80,18 @@ DIAL = (
     "    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3).close()\n"
     "except OSError as exc:\n"
     "    print(exc); sys.exit(1)\n"
+)
+# exit 0 when something accepts on HOST:PORT, 1 (with the error) otherwise
+DIAL_TO = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()\n"
+    "except OSError as exc:\n"
+    "    print(exc); sys.exit(1)\n"
+)
+# prints the HTTP status of GET URL
+FETCH_URL = (
+    "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=20).status)"
 )
 POD_NAME_ENV = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
 
@@ -224,6 +240,102 @@ def test_a_pod_cannot_reach_the_hosts_loopback(pods: StreamCluster) -> None:
     assert b"Connection refused" in done.stdout
 
 
+needs_outbound = pytest.mark.skipif(
+    outbound_unavailable() is not None, reason=f"pods cannot get out: {outbound_unavailable()}"
+)
+
+
+def _external_address() -> str | None:
+    """An IPv4 address of this machine on neither loopback nor an emulator's bridge."""
+    text = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    for link in json.loads(text):
+        if link["ifname"] == "lo" or str(link["ifname"]).startswith("aiinfn-"):
+            continue
+        for info in link.get("addr_info", []):
+            if not info["local"].startswith("127."):
+                return str(info["local"])
+    return None
+
+
+def _slirps(index: int) -> list[int]:
+    """The slirp4netns processes serving namespaces of network ``index``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv[0].endswith(b"slirp4netns") and any(
+                    re.fullmatch(rb"/run/netns/aiinfn-%d-[0-9a-f]{4}" % index, arg) for arg in argv
+                ):
+                    found.append(int(entry.name))
+    return found
+
+
+@needs_kubectl
+@needs_outbound
+def test_a_pod_gets_out_through_its_own_slirp_not_through_this_machine(
+    pods: StreamCluster,
+) -> None:
+    """A connection to this machine's external address arrives from this machine itself
+    (slirp4netns made it), not from the pod's IP (which would mean the bridge routed it)."""
+    address = _external_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    index = network_index(pods)
+    assert len(_slirps(index)) == len(named_for(index, netns_names())) >= 4  # one per netns
+    with socket.socket() as service:
+        service.bind((address, 0))
+        service.listen()
+        service.settimeout(30)
+        port = service.getsockname()[1]
+        done = pods.kubectl("exec", "open-a", "--", PY, "-c", DIAL_TO, address, str(port))
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        accepted, (peer, _) = service.accept()
+        accepted.close()
+    assert peer != pods.pod("open-a")["status"]["podIP"]
+    assert peer == address
+
+
+@needs_kubectl
+@needs_outbound
+def test_a_pod_cannot_reach_the_hosts_loopback_through_slirp_either(
+    pods: StreamCluster,
+) -> None:
+    with socket.socket() as host_service:
+        host_service.bind(("127.0.0.1", 0))
+        host_service.listen()
+        port = host_service.getsockname()[1]
+        done = pods.kubectl(
+            "exec", "open-b", "--", PY, "-c", DIAL_TO, SLIRP_HOST_LOOPBACK, str(port)
+        )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+
+
+def _host_reaches_pypi() -> bool:
+    try:
+        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@needs_kubectl
+@needs_outbound
+def test_a_pod_resolves_names_and_fetches_from_the_internet_as_on_a_cluster(
+    pods: StreamCluster,
+) -> None:
+    """What ``pip install`` in a notebook needs: DNS (this machine's resolver) and HTTPS."""
+    if not _host_reaches_pypi():
+        pytest.skip("this machine itself cannot reach pypi.org")
+    done = pods.kubectl(
+        "exec", "local-a", "--", PY, "-c", FETCH_URL, "https://pypi.org/simple/pip/", timeout=60
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stdout.decode().strip() == "200"
+
+
 @needs_kubectl
 def test_kubectl_port_forward_reaches_a_server_on_the_pods_localhost(
     pods: StreamCluster,
@@ -276,11 +388,39 @@ def test_stopping_the_emulator_removes_its_namespaces_veths_and_bridge(tmp_path:
         assert len(named_for(index, netns_names())) == 1
         assert len(named_for(index, link_names())) == 2  # the bridge and the pod's veth
         forwarding = Path(f"/proc/sys/net/ipv4/conf/aiinfn-{index}/forwarding")
-        assert forwarding.read_text().strip() == "0"  # pods never reach past this machine
+        assert forwarding.read_text().strip() == "0"  # this machine routes nothing of theirs
     finally:
         cluster.emulator.stop()
     assert named_for(index, netns_names()) == []
     assert named_for(index, link_names()) == []
+    assert _slirps(index) == []
+
+
+def test_without_slirp4netns_pods_reach_this_machine_only_and_the_description_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "ip").symlink_to(str(shutil.which("ip")))
+    monkeypatch.setenv("PATH", str(tools))
+    cluster = start_netns_cluster(tmp_path)
+    try:
+        network = cluster.emulator.call(lambda: cluster.emulator.controllers.kubelet.network)
+        assert network.description.endswith(
+            ", nothing beyond this machine (slirp4netns is not installed)"
+        )
+        cluster.create(server_pod("alone", "0.0.0.0"))
+        cluster.running("alone")
+        [netns] = named_for(network_index(cluster), netns_names())
+        routes = subprocess.run(
+            [str(tools / "ip"), "-n", netns, "route", "show", "default"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert routes.split()[:3] == ["default", "via", network.gateway], routes
+    finally:
+        cluster.emulator.stop()
 
 
 def _pids_in(netns: str) -> list[int]:
@@ -398,8 +538,11 @@ def test_a_killed_emulators_pod_network_is_removed_by_the_next_with_its_index(
             30,
             "the pod's process",
         )
+        assert outbound_unavailable() is not None or _slirps(index)
         emulator.kill()
         emulator.wait(timeout=10)
+        # its slirp4netns ends with it (its exit pipe closed), never left for a dead pod
+        wait_until(lambda: not _slirps(index), 30, "the pod's slirp4netns to end")
         assert len(named_for(index, link_names())) == 2
         # the pod's process outlived its emulator
         assert set(orphans) <= set(_pids_in(leftovers[0]))

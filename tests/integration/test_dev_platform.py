@@ -17,6 +17,7 @@ from dev_helpers import BANNER_END, Dev, children_of, in_network, started_dev
 from iam_platform import provider_sign_in, wait_for
 
 from aiinfn_hub.dev.emulator.controllers.pod_network import namespaces_unavailable
+from aiinfn_hub.dev.emulator.controllers.pod_outbound import outbound_unavailable
 from aiinfn_hub.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
@@ -81,9 +82,16 @@ def test_the_banner_says_which_pod_network_and_why(dev: Dev) -> None:
     pods = dev.banner_line("pods")
     reason = namespaces_unavailable()
     if reason is None:  # this machine allows network namespaces: auto takes them
+        no_way_out = outbound_unavailable()
+        way_out = (
+            "out through slirp4netns"
+            if no_way_out is None
+            else f"nothing beyond this machine ({no_way_out})"
+        )
         assert re.fullmatch(
-            r"a network namespace per pod, 100\.(\d+)\.0\.0/16 on bridge aiinfn-\1; "
-            r"what pods call listens on 100\.\1\.0\.1",
+            r"a network namespace per pod, 100\.(\d+)\.0\.0/16 on bridge aiinfn-\1, "
+            + re.escape(way_out)
+            + r"; what pods call listens on 100\.\1\.0\.1",
             pods,
         ), pods
     else:

@@ -7,10 +7,13 @@
   The emulator claims ``100.N.0.0/16`` (RFC 6598 shared space, a range this machine does not
   route) and makes a bridge ``aiinfn-N`` holding the gateway ``100.N.0.1``, attached to no
   physical interface, with forwarding off and no NAT: pods reach each other and this machine
-  at the gateway address, nothing beyond. Each process-mode pod gets a namespace
-  ``aiinfn-N-XXXX`` (XXXX: the last two bytes of its IP in hex, unique while it lives) with
-  ``lo``, ``eth0`` holding its IP/16 (the other end of the veth pair, named like the
-  namespace, on the bridge) and a default route via the gateway. Its containers, ``kubectl
+  at the gateway address over it. Each process-mode pod gets a namespace ``aiinfn-N-XXXX``
+  (XXXX: the last two bytes of its IP in hex, unique while it lives) with ``lo``, ``eth0``
+  holding its IP/16 (the other end of the veth pair, named like the namespace, on the
+  bridge) and, to reach beyond this machine as a cluster's pods do, a slirp4netns of its own
+  (``pod_outbound``: ``tap0`` with the default route); where slirp4netns cannot run, the
+  default route is via the gateway and nothing beyond this machine answers (said in the
+  description). Its containers, ``kubectl
   exec`` and exec probes run in it (``ExecContext.netns``), so ``localhost`` is the pod's own
   and every pod may bind any port; httpGet/tcpSocket probes dial the pod IP over the bridge;
   port-forward dials ``localhost`` inside the namespace, as containerd does. Simulated pods
@@ -45,6 +48,7 @@ from typing import Literal, Protocol
 
 from .addresses import LOCK_DIR, SHARED, PodAddressPool
 from .netns import NETNS_DIR
+from .pod_outbound import Outbound, OutboundError, outbound_unavailable
 
 log = logging.getLogger(__name__)
 PodNetworkMode = Literal["auto", "netns", "loopback"]
@@ -200,10 +204,17 @@ class NamespaceNetwork:
         self.index = self.pool.network
         self.bridge = f"{_PREFIX}{self.index}"
         self.gateway = f"100.{self.index}.0.1"
+        self.no_outbound = outbound_unavailable()
         self.description = (
-            f"a network namespace per pod, {self.pool.prefix} on bridge {self.bridge}"
+            f"a network namespace per pod, {self.pool.prefix} on bridge {self.bridge}, "
+            + (
+                "out through slirp4netns"
+                if self.no_outbound is None
+                else f"nothing beyond this machine ({self.no_outbound})"
+            )
         )
         self._sandboxes: dict[str, PodSandbox] = {}
+        self._outbounds: dict[str, Outbound] = {}
         self._faults: list[str] = []
         try:
             removed = self.remove_ours()
@@ -286,16 +297,15 @@ class NamespaceNetwork:
                     f"link set {name} master {self.bridge} up",
                 ]
             )
-            await _ip_async(
-                "-n",
-                name,
-                batch=[
-                    f"addr add {ip}/16 dev eth0",
-                    "link set lo up",
-                    "link set eth0 up",
-                    f"route add default via {self.gateway}",
-                ],
-            )
+            inside = [f"addr add {ip}/16 dev eth0", "link set lo up", "link set eth0 up"]
+            if self.no_outbound is not None:
+                inside.append(f"route add default via {self.gateway}")
+            await _ip_async("-n", name, batch=inside)
+            if self.no_outbound is None:
+                try:
+                    self._outbounds[name] = await Outbound.start(NETNS_DIR / name)
+                except OutboundError as exc:
+                    raise PodNetworkError(str(exc)) from exc
         except PodNetworkError:
             if await self._remove_pod(name):
                 self.pool.release(uid)
@@ -304,7 +314,11 @@ class NamespaceNetwork:
         return sandbox
 
     async def _remove_pod(self, name: str) -> bool:
-        """Delete a pod's veth and namespace; False (logged) when one is left."""
+        """End a pod's slirp4netns, delete its veth and namespace; False (logged) when one
+        is left."""
+        outbound = self._outbounds.pop(name, None)
+        if outbound is not None:
+            await outbound.stop()
         left = []
         if Path(f"/sys/class/net/{name}").exists():
             try:
@@ -332,6 +346,8 @@ class NamespaceNetwork:
 
     async def close(self) -> None:
         self._sandboxes.clear()
+        outbounds, self._outbounds = list(self._outbounds.values()), {}
+        await asyncio.gather(*(outbound.stop() for outbound in outbounds))
         try:
             await asyncio.to_thread(self.remove_ours)
         except (NetworkUnavailable, OSError, subprocess.SubprocessError) as exc:
