@@ -624,7 +624,10 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             )
             return None
         if status is None:
-            self._adopt_running_pod()
+            try:
+                self._adopt_running_pod()
+            except Exception as exc:  # nor because of its profile line
+                self.log.warning("Cannot describe the server of %s: %s", self._log_name, exc)
             try:
                 await self.keep_token_fresh()
             except Exception as exc:  # a poll must never fail because of the token

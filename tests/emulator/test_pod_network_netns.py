@@ -34,6 +34,8 @@ from aiinfn_hub.dev.emulator.controllers.addresses import SHARED, PodAddressPool
 from aiinfn_hub.dev.emulator.controllers.pod_network import NamespaceNetwork
 from aiinfn_hub.dev.emulator.controllers.pod_outbound import (
     SLIRP_HOST_LOOPBACK,
+    Outbound,
+    OutboundError,
     outbound_unavailable,
 )
 from aiinfn_hub.dev.emulator.runtime import Emulator
@@ -311,6 +313,16 @@ def test_a_pod_cannot_reach_the_hosts_loopback_through_slirp_either(
             "exec", "open-b", "--", PY, "-c", DIAL_TO, SLIRP_HOST_LOOPBACK, str(port)
         )
     assert done.returncode == 1, (done.stdout, done.stderr)
+
+
+@needs_outbound
+def test_a_slirp4netns_that_cannot_start_says_why() -> None:
+    with pytest.raises(OutboundError) as failure:
+        asyncio.run(Outbound.start(Path("/run/netns/aiinfn-no-such-namespace")))
+    message = str(failure.value)
+    assert message.startswith("slirp4netns failed for aiinfn-no-such-namespace: ")
+    # slirp4netns's own words (the path is missing), not its usage text
+    assert message.endswith("No such file or directory") and "Usage" not in message, message
 
 
 def _host_reaches_pypi() -> bool:

@@ -91,8 +91,10 @@ class Outbound:
         finally:
             os.close(ready_read)
         if not ready:
-            await outbound.stop()
-            raise OutboundError(f"slirp4netns failed for {netns.name}: {outbound.output()}")
+            await outbound._end()
+            why = outbound.output()
+            outbound._log.close()
+            raise OutboundError(f"slirp4netns failed for {netns.name}: {why}")
         return outbound
 
     async def _ready(self, ready_fd: int, timeout: float) -> bool:
@@ -114,11 +116,22 @@ class Outbound:
         return os.read(ready_fd, 1) == b"1"
 
     def output(self) -> str:
-        """What slirp4netns printed (its last lines)."""
+        """What slirp4netns printed: its last lines before any usage text, bounded."""
         self._log.seek(0)
-        return " ".join(self._log.read().decode(errors="replace").split()[-40:]) or "no output"
+        lines = []
+        for line in self._log.read(65536).decode(errors="replace").splitlines():
+            if line.startswith("Usage:"):
+                break
+            if line.strip():
+                lines.append(line.strip())
+        return "; ".join(lines[-5:])[:500] or "no output"
 
-    async def stop(self, grace: float = 5) -> None:
+    async def stop(self) -> None:
+        """End it (see ``_end``) and drop what it printed."""
+        await self._end()
+        self._log.close()
+
+    async def _end(self, grace: float = 5) -> None:
         """Close its exit pipe (it ends), killing it if it has not after ``grace`` seconds."""
         if self._exit_fd is not None:
             os.close(self._exit_fd)
@@ -129,4 +142,3 @@ class Outbound:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
-        self._log.close()
