@@ -29,8 +29,10 @@ class RawClient:
         body: object = None,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
-        data = json.dumps(body).encode() if body is not None else None
+        """``body`` sent as JSON, or ``raw`` bytes as they are."""
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         for key, value in self.auth_headers.items():
             req.add_header(key, value)

@@ -118,6 +118,16 @@ class ApiError(Exception):
             f"(got {content_type!r})",
         )
 
+    @classmethod
+    def unsupported_object_media_type(cls, why: str) -> ApiError:
+        """What kube-apiserver answers a create or update body it cannot decode."""
+        return cls(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml, application/vnd.kubernetes.protobuf ({why})",
+        )
+
 
 def _details(rt: ResourceType, name: str) -> dict[str, Any]:
     details: dict[str, Any] = {"name": name, "kind": rt.plural}
