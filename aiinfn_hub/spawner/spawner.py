@@ -286,7 +286,10 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         """After a refusal or a failed start, keep the last choice that started as the stored
         options: JupyterHub stores what was submitted, pre-fills nothing from it here, and
         reuses it for a REST start with an empty body, which must not repeat the failure."""
-        self._store_options(self._last_started)
+        try:
+            self._store_options(self._last_started, commit=True)
+        except Exception as exc:  # the start's own failure is what the user must see
+            self.log.warning("Cannot put back the options of %s: %s", self._log_name, exc)
 
     def _record_started(self) -> None:
         """Store the choice that started, with its profile line naming the node it runs on."""
@@ -305,12 +308,16 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
         if orm_spawner is not None:
             orm_spawner.user_options = dict(options)
             if commit and self.db is not None:
-                self.db.commit()
+                try:
+                    self.db.commit()
+                except Exception:
+                    self.db.rollback()  # the hub's session stays usable
+                    raise
 
     def _adopt_running_pod(self) -> None:
         """For a server this hub process did not start (found again after a hub restart, maybe
-        cut in the middle of its start): remember its pod's UID, as a start does, and name the
-        node it runs on in its profile line."""
+        cut in the middle of its start): take its pod's UID, as a start does (in memory: the
+        next restart takes it again), and name the node it runs on in its profile line."""
         if self._choice is not None or self._adopted:
             return
         pod = self._own_pod()

@@ -215,6 +215,12 @@ def test_a_body_of_an_unknown_kind_gets_415_and_a_malformed_one_400(kubectl: Kub
     assert "malformed" in body["message"]
     code, body, _ = raw.request("POST", path, raw=b"{}", content_type="text/plain")
     assert code == 415, body
+    code, body, _ = raw.request("POST", path, raw=b"[" * 100_000)  # JSON nesting too deep
+    assert code == 400, body
+    code, body, _ = raw.request(
+        "POST", path, raw=b"k8s\x00" + b"\x00" * (3 * 1024 * 1024), content_type=MEDIA_TYPE
+    )
+    assert code == 413 and body["reason"] == "RequestEntityTooLarge", body
     code, listed, _ = raw.get(path)
     assert code == 200
     assert [item["metadata"]["name"] for item in listed["items"]] == ["settings"]
@@ -254,6 +260,23 @@ def test_times_maps_quantities_and_volume_sources_decode_as_their_json() -> None
     assert pod["spec"]["terminationGracePeriodSeconds"] == 0
 
 
+def test_embedded_references_are_flat_and_a_meant_empty_class_is_kept() -> None:
+    """A key selector embeds LocalObjectReference (its ``name`` is the selector's own in JSON);
+    a claim's ``storageClassName: ""`` means "no dynamic provisioning", unlike unset."""
+    selector = _len(1, _len(1, b"db-secret")) + _len(2, b"password")
+    env = _len(1, b"PW") + _len(3, _len(4, selector))  # valueFrom.secretKeyRef
+    container = _len(1, b"main") + _len(2, b"python") + _len(7, env)
+    pod = Decoder(REGISTRY).decode(_body("v1", "Pod", _len(2, _len(2, container))))
+    [variable] = pod["spec"]["containers"][0]["env"]
+    assert variable == {
+        "name": "PW",
+        "valueFrom": {"secretKeyRef": {"name": "db-secret", "key": "password"}},
+    }
+    claim_spec = _len(5, b"")  # storageClassName: ""
+    claim = Decoder(REGISTRY).decode(_body("v1", "PersistentVolumeClaim", _len(2, claim_spec)))
+    assert claim["spec"] == {"storageClassName": ""}
+
+
 def test_the_decoder_refuses_what_it_cannot_read() -> None:
     decoder = Decoder(REGISTRY)
     with pytest.raises(ProtobufError, match="prefix"):
@@ -265,6 +288,18 @@ def test_the_decoder_refuses_what_it_cannot_read() -> None:
         decoder.decode(whole[:-4])
     with pytest.raises(ProtobufError, match="malformed"):  # a number where a message goes
         decoder.decode(_body("v1", "Pod", _int(1, 7)))
+    with pytest.raises(ProtobufError, match="malformed"):  # a number where a name goes
+        decoder.decode(_body("v1", "Pod", _len(1, _int(1, 5))))
+    far = _len(8, _int(1, 2**62))  # a creationTimestamp past the year 9999
+    with pytest.raises(ProtobufError, match="out of range"):
+        decoder.decode(_body("v1", "Pod", _len(1, far)))
+    bytes_time = _len(8, _len(1, b"zz"))  # a Time whose seconds are bytes
+    with pytest.raises(ProtobufError, match="malformed"):
+        decoder.decode(_body("v1", "Pod", _len(1, bytes_time)))
+    deep = b"[" * 200_000  # a RawExtension nesting past the recursion limit
+    revision = _len(1, _len(1, b"r1")) + _len(2, _len(1, deep))
+    with pytest.raises(ProtobufError, match="malformed"):
+        decoder.decode(_body("apps/v1", "ControllerRevision", revision))
 
 
 def test_schemas_come_from_the_kubectl_on_this_machine() -> None:

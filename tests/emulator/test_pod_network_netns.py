@@ -435,6 +435,45 @@ def test_without_slirp4netns_pods_reach_this_machine_only_and_the_description_sa
         cluster.emulator.stop()
 
 
+def test_a_slirp4netns_that_fails_leaves_pods_on_this_machine_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Installed but unable to run (no CAP_NET_ADMIN in a container, say): pods still start,
+    with the gateway as their way, and one warning says why."""
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        pytest.skip("/dev/net/tun cannot be opened here")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "ip").symlink_to(str(shutil.which("ip")))
+    (tools / "slirp4netns").write_text(
+        "#!/bin/sh\necho 'open(/dev/net/tun): Operation not permitted'\nexit 1\n"
+    )
+    (tools / "slirp4netns").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    cluster = start_netns_cluster(tmp_path)
+    try:
+        for name in ("first", "second"):
+            cluster.create(server_pod(name, "0.0.0.0"))
+            pod = cluster.running(name)
+            assert http_get(f"http://{pod['status']['podIP']}:8888/") == name
+        network = cluster.emulator.call(lambda: cluster.emulator.controllers.kubelet.network)
+        assert network.description.endswith("open(/dev/net/tun): Operation not permitted)"), (
+            network.description
+        )
+        warnings = [r for r in caplog.records if "reach nothing beyond" in r.getMessage()]
+        assert len(warnings) == 1
+        for netns in named_for(network_index(cluster), netns_names()):
+            routes = subprocess.run(
+                [str(tools / "ip"), "-n", netns, "route", "show", "default"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert routes.split()[:3] == ["default", "via", network.gateway], routes
+    finally:
+        cluster.emulator.stop()
+
+
 def _pids_in(netns: str) -> list[int]:
     listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
     return [int(pid) for pid in listed.stdout.split()]

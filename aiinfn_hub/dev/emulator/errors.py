@@ -119,6 +119,10 @@ class ApiError(Exception):
         )
 
     @classmethod
+    def too_large(cls, limit: int) -> ApiError:
+        return cls(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+    @classmethod
     def unsupported_object_media_type(cls, why: str) -> ApiError:
         """What kube-apiserver answers a create or update body it cannot decode."""
         return cls(

@@ -24,6 +24,8 @@ from .tables import table
 
 JSON = dict[str, Any]
 # poll() events of a socket whose peer has closed its side or that failed (Linux)
+# kube-apiserver's --max-request-body-bytes default: a body is decoded only below it
+MAX_BODY_BYTES = 3 * 1024 * 1024
 # what a create or update body may be in (the real server also takes CBOR)
 OBJECT_MEDIA_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 _HUNG_UP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
@@ -156,16 +158,20 @@ class ResourceBase(EmulatorHandler):
         ctype = self._content_type()
         if ctype == protobuf.MEDIA_TYPE:
             return self._protobuf_body(raw)
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError.too_large(MAX_BODY_BYTES)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw)
             return json.loads(raw) if raw else None
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ValueError, RecursionError, yaml.YAMLError) as exc:
             raise ApiError.bad_request(f"the request body is not valid JSON/YAML: {exc}") from exc
 
     def _protobuf_body(self, raw: bytes) -> JSON:
         """A Go client's protobuf body (kubectl 1.31+ sends built-in objects so): 415 when no
         schema for its kind is known here, as from a server that cannot decode it."""
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError.too_large(MAX_BODY_BYTES)
         try:
             return protobuf.decoder().decode(raw)
         except protobuf.UnknownKind as exc:

@@ -76,7 +76,10 @@ class PodNetwork(Protocol):
     """Where pod IPs come from and what network a pod's processes see."""
 
     kind: str
-    description: str
+
+    @property
+    def description(self) -> str:
+        """One line saying what the pods get (the banner's and the log's)."""
 
     @property
     def gateway(self) -> str | None:
@@ -205,16 +208,9 @@ class NamespaceNetwork:
         self.bridge = f"{_PREFIX}{self.index}"
         self.gateway = f"100.{self.index}.0.1"
         self.no_outbound = outbound_unavailable()
-        self.description = (
-            f"a network namespace per pod, {self.pool.prefix} on bridge {self.bridge}, "
-            + (
-                "out through slirp4netns"
-                if self.no_outbound is None
-                else f"nothing beyond this machine ({self.no_outbound})"
-            )
-        )
         self._sandboxes: dict[str, PodSandbox] = {}
         self._outbounds: dict[str, Outbound] = {}
+        self._closed = False
         self._faults: list[str] = []
         try:
             removed = self.remove_ours()
@@ -230,6 +226,15 @@ class NamespaceNetwork:
                 self.remove_ours()
             self.pool.close()
             raise NetworkUnavailable(str(exc)) from exc
+
+    @property
+    def description(self) -> str:
+        way_out = (
+            "out through slirp4netns"
+            if self.no_outbound is None
+            else f"nothing beyond this machine ({self.no_outbound})"
+        )
+        return f"a network namespace per pod, {self.pool.prefix} on bridge {self.bridge}, {way_out}"
 
     def _make_bridge(self) -> None:
         _ip("link", "add", self.bridge, "type", "bridge")
@@ -298,20 +303,31 @@ class NamespaceNetwork:
                 ]
             )
             inside = [f"addr add {ip}/16 dev eth0", "link set lo up", "link set eth0 up"]
-            if self.no_outbound is not None:
-                inside.append(f"route add default via {self.gateway}")
             await _ip_async("-n", name, batch=inside)
-            if self.no_outbound is None:
-                try:
-                    self._outbounds[name] = await Outbound.start(NETNS_DIR / name)
-                except OutboundError as exc:
-                    raise PodNetworkError(str(exc)) from exc
-        except PodNetworkError:
+            await self._way_out(name)
+        except BaseException:  # a failure, or the kubelet stopping: nothing of it is left
             if await self._remove_pod(name):
                 self.pool.release(uid)
             raise
         sandbox = self._sandboxes[uid] = PodSandbox(ip, name)
         return sandbox
+
+    async def _way_out(self, name: str) -> None:
+        """The pod's slirp4netns; where it cannot run, a default route via the gateway, and
+        every later pod goes without (said once, and in the description)."""
+        if self.no_outbound is None:
+            try:
+                outbound = await Outbound.start(NETNS_DIR / name)
+            except OutboundError as exc:
+                self.no_outbound = str(exc)
+                log.warning("pod network: pods reach nothing beyond this machine: %s", exc)
+            else:
+                if self._closed:  # closed while it started: not kept
+                    await outbound.stop()
+                    raise PodNetworkError("the pod network was closed")
+                self._outbounds[name] = outbound
+                return
+        await _ip_async("-n", name, "route", "add", "default", "via", self.gateway)
 
     async def _remove_pod(self, name: str) -> bool:
         """End a pod's slirp4netns, delete its veth and namespace; False (logged) when one
@@ -345,6 +361,7 @@ class NamespaceNetwork:
         return self._sandboxes.get(uid)
 
     async def close(self) -> None:
+        self._closed = True
         self._sandboxes.clear()
         outbounds, self._outbounds = list(self._outbounds.values()), {}
         await asyncio.gather(*(outbound.stop() for outbound in outbounds))

@@ -88,6 +88,9 @@ class Outbound:
         outbound = cls(process, exit_write, log)
         try:
             ready = await outbound._ready(ready_read, timeout)
+        except BaseException:  # cancelled (the kubelet stopping): end it without waiting
+            outbound.abandon()
+            raise
         finally:
             os.close(ready_read)
         if not ready:
@@ -125,6 +128,16 @@ class Outbound:
             if line.strip():
                 lines.append(line.strip())
         return "; ".join(lines[-5:])[:500] or "no output"
+
+    def abandon(self) -> None:
+        """End it now, from code that cannot wait: its exit pipe closed, then SIGKILL; the
+        event loop reaps it."""
+        if self._exit_fd is not None:
+            os.close(self._exit_fd)
+            self._exit_fd = None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self._log.close()
 
     async def stop(self) -> None:
         """End it (see ``_end``) and drop what it printed."""

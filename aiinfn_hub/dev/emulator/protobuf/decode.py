@@ -9,9 +9,11 @@ Go types would read it, then written as their JSON is:
   FieldsV1 (embedded JSON), the ``items`` wrappers of named string lists (ExtraValue, Verbs);
   bytes as base64, maps as objects;
 - Go's embedded structs (``json:",inline"``) are fields in protobuf and flat in JSON: a
-  volume's source, a probe's handler, an ingress rule's value (``_INLINE``);
+  volume's source, a probe's handler, an ingress rule's value, a key selector's name
+  (``SchemaRegistry.inline_fields``);
 - Go writes every plain (non-pointer) field, set or not, and a pointer only when set. An empty
-  string and a zero Time or Quantity mean unset (dropped, so defaults apply as on a server), so
+  string (but ``storageClassName: ""``, which is meant) and a zero Time or Quantity mean unset
+  (dropped, so defaults apply as on a server), so
   does ``false`` except where a pointer's unset means true (``allowPrivilegeEscalation``,
   ``automountServiceAccountToken``...: ``_FALSE_MEANT``); ``0`` is kept (``replicas: 0``,
   ``runAsUser: 0``) except in plain fields where it means unset (``_ZERO_UNSET``); ``{}`` is
@@ -72,20 +74,14 @@ _ZERO_UNSET = frozenset(
         "periodSeconds",
         "successThreshold",
         "failureThreshold",
+        "number",
+        "healthCheckNodePort",
     }
 )
-# embedded Go structs: (message, field) whose fields JSON puts in the enclosing object
-_INLINE = frozenset(
-    {
-        (".k8s.io.api.core.v1.Volume", "volumeSource"),
-        (".k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
-        (".k8s.io.api.core.v1.Probe", "handler"),
-        (".k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
-        (".k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
-        (".k8s.io.api.networking.v1beta1.IngressRule", "ingressRuleValue"),
-        (".k8s.io.api.extensions.v1beta1.IngressRule", "ingressRuleValue"),
-    }
-)
+# pointer strings whose "" is meant ("no class": no dynamic provisioning)
+_EMPTY_MEANT = frozenset({"storageClassName", "volumeAttributesClassName"})
+# the year 1 to 9999, what Go's RFC 3339 time formats
+_TIME_RANGE = range(-62135596800, 253402300800)
 
 
 class ProtobufError(ValueError):
@@ -97,6 +93,8 @@ class UnknownKind(ProtobufError):
 
 
 def _scalar(ftype: int, wire: int, value: int | bytes) -> Any:
+    if ftype in (STRING, BYTES) and not isinstance(value, bytes):
+        raise ProtobufError("a number where a string or bytes were expected")
     if isinstance(value, bytes):
         if ftype == STRING:
             return value.decode("utf-8", errors="replace")
@@ -112,10 +110,24 @@ def _scalar(ftype: int, wire: int, value: int | bytes) -> Any:
     return signed(value)
 
 
+def _number(values: dict[int, int | bytes], number: int) -> int:
+    value = values.get(number, 0)
+    if not isinstance(value, int):
+        raise ProtobufError(f"bytes where field {number}'s number was expected")
+    return value
+
+
+def _text(values: dict[int, int | bytes], number: int) -> str:
+    value = values.get(number, b"")
+    if not isinstance(value, bytes):
+        raise ProtobufError(f"a number where field {number}'s text was expected")
+    return value.decode()
+
+
 def _unset(name: str, ftype: int, value: Any) -> bool:
     """Whether a plain field's value is its zero that JSON leaves out (see the module)."""
     if ftype == STRING:
-        return bool(value == "")
+        return bool(value == "") and name not in _EMPTY_MEANT
     if ftype == BOOL:
         return value is False and name not in _FALSE_MEANT
     return value == 0 and name in _ZERO_UNSET
@@ -183,7 +195,7 @@ class Decoder:
             raise UnknownKind(f"no protobuf schema for {kind} in {api_version or 'v1'} here{where}")
         try:
             obj = self._message(schema, raw, 0)
-        except (ProtobufError, WireError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, OverflowError, RecursionError) as exc:  # WireError, JSON's too
             raise ProtobufError(f"the protobuf body of {kind} is malformed: {exc}") from exc
         if not isinstance(obj, dict):
             raise ProtobufError(f"the protobuf body of {kind} is not an object")
@@ -216,7 +228,7 @@ class Decoder:
                     continue  # unset: the server defaults it
                 if spec.repeated:
                     out.setdefault(spec.name, []).append(item)
-                elif (schema.name, spec.name) in _INLINE and isinstance(item, dict):
+                elif spec.name in self.registry.inline_fields and isinstance(item, dict):
                     out.update(item)
                 elif item is not None:
                     out[spec.name] = item
@@ -270,23 +282,25 @@ class Decoder:
         values = {n: v for n, _, v in fields(data)}
         short = name.rpartition(".")[2]
         if name in (f"{_META}Time", f"{_META}MicroTime"):
-            seconds, nanos = signed(int(values.get(1, 0))), int(values.get(2, 0))
+            seconds, nanos = signed(_number(values, 1)), _number(values, 2)
             if seconds == 0 and nanos == 0:
                 return None
+            if seconds not in _TIME_RANGE or nanos >= 10**9:
+                raise ProtobufError(f"a {short} out of range")
             return _rfc3339(seconds, nanos, micro=short == "MicroTime")
         if name == f"{_META}Duration":
-            return _go_duration(signed(int(values.get(1, 0))))
+            return _go_duration(signed(_number(values, 1)))
         if name == ".k8s.io.apimachinery.pkg.api.resource.Quantity":
-            text = values.get(1, b"")
-            return text.decode() if isinstance(text, bytes) and text else None
+            return _text(values, 1) or None
         if name == ".k8s.io.apimachinery.pkg.util.intstr.IntOrString":
-            if int(values.get(1, 0)) == 1:
-                text = values.get(3, b"")
-                return text.decode() if isinstance(text, bytes) and text else None
-            return signed(int(values.get(2, 0)))
+            if _number(values, 1) == 1:
+                return _text(values, 3) or None
+            return signed(_number(values, 2))
         if name in (".k8s.io.apimachinery.pkg.runtime.RawExtension", f"{_META}FieldsV1"):
             raw = values.get(1, b"")
-            return json.loads(raw) if isinstance(raw, bytes) and raw else None
+            if not isinstance(raw, bytes):
+                raise ProtobufError(f"a number where the {short}'s JSON was expected")
+            return json.loads(raw) if raw else None
         if name == f"{_META}Verbs":
             return [v.decode() for n, _, v in fields(data) if n == 1 and isinstance(v, bytes)]
         return _UNSET

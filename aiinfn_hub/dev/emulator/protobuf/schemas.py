@@ -25,6 +25,23 @@ DOUBLE, FLOAT, INT64, UINT64, INT32, FIXED64, FIXED32, BOOL, STRING = 1, 2, 3, 4
 MESSAGE, BYTES, UINT32, ENUM, SFIXED32, SFIXED64, SINT32, SINT64 = 11, 12, 13, 14, 15, 16, 17, 18
 REPEATED = 3  # FieldDescriptorProto.label
 _GZIP_HEAD = re.compile(rb"\x1f\x8b\x08\x00\x00\x00\x00\x00")
+# Go struct tags of embedded structs, kept in the binary for reflection
+_INLINE_TAG = re.compile(rb'json:",inline" protobuf:"bytes,\d+(?:,[a-z]+)*,name=(\w+)"')
+# embedded structs of k8s.io/api whose tags name no field (the field is then the type's name)
+# or that an older client may lack; with the tags found, JSON's flat fields (see decode.py)
+INLINE_FIELDS = frozenset(
+    {
+        "volumeSource",
+        "persistentVolumeSource",
+        "handler",
+        "ephemeralContainerCommon",
+        "ingressRuleValue",
+        "localObjectReference",
+        "rule",
+        "ruleWithOperations",
+        "deviceConfiguration",
+    }
+)
 _MAX_DESCRIPTOR = 4 << 20
 
 
@@ -102,9 +119,14 @@ def parse_file_descriptor(data: bytes) -> tuple[str, dict[str, MessageSchema]]:
     return name, found
 
 
-def descriptors_in(binary: Path) -> dict[str, MessageSchema]:
-    """Every Kubernetes ``generated.proto`` schema embedded in a Go binary."""
-    data = binary.read_bytes()
+def inline_fields_in(data: bytes) -> set[str]:
+    """The protobuf names of the embedded (``json:",inline"``) structs a Go binary's tags
+    declare."""
+    return {name.decode() for name in _INLINE_TAG.findall(data)} - {"typeMeta"}
+
+
+def descriptors_in(data: bytes) -> dict[str, MessageSchema]:
+    """Every Kubernetes ``generated.proto`` schema embedded in a Go binary's bytes."""
     found: dict[str, MessageSchema] = {}
     for match in _GZIP_HEAD.finditer(data):
         start = match.start()
@@ -140,6 +162,7 @@ class SchemaRegistry:
         self._binaries = binaries
         self._messages: dict[str, MessageSchema] | None = None
         self._kinds: dict[tuple[str, str], list[str]] = {}
+        self._inline: set[str] = set(INLINE_FIELDS)
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, MessageSchema]:
@@ -148,9 +171,11 @@ class SchemaRegistry:
                 messages: dict[str, MessageSchema] = {}
                 for binary in self._binaries if self._binaries is not None else schema_binaries():
                     try:
-                        messages.update(descriptors_in(binary))
+                        data = binary.read_bytes()
                     except OSError:
                         continue
+                    messages.update(descriptors_in(data))
+                    self._inline |= inline_fields_in(data)
                 for name in messages:
                     package, _, kind = name.rpartition(".")
                     version = package.rpartition(".")[2]
@@ -175,6 +200,12 @@ class SchemaRegistry:
             if f".{wanted}." in name:
                 return messages[name]
         return None
+
+    @property
+    def inline_fields(self) -> set[str]:
+        """Field names of embedded structs, whose fields JSON puts in the enclosing object."""
+        self._load()
+        return self._inline
 
     @property
     def available(self) -> bool:
