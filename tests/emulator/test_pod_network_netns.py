@@ -408,47 +408,35 @@ def test_stopping_the_emulator_removes_its_namespaces_veths_and_bridge(tmp_path:
     assert _slirps(index) == []
 
 
-def test_without_slirp4netns_pods_reach_this_machine_only_and_the_description_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "ip").symlink_to(str(shutil.which("ip")))
-    monkeypatch.setenv("PATH", str(tools))
-    cluster = start_netns_cluster(tmp_path)
-    try:
-        network = cluster.emulator.call(lambda: cluster.emulator.controllers.kubelet.network)
-        assert network.description.endswith(
-            ", nothing beyond this machine (slirp4netns is not installed)"
-        )
-        cluster.create(server_pod("alone", "0.0.0.0"))
-        cluster.running("alone")
-        [netns] = named_for(network_index(cluster), netns_names())
-        routes = subprocess.run(
-            [str(tools / "ip"), "-n", netns, "route", "show", "default"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert routes.split()[:3] == ["default", "via", network.gateway], routes
-    finally:
-        cluster.emulator.stop()
+FAILING_SLIRP = "#!/bin/sh\necho 'open(/dev/net/tun): Operation not permitted'\nexit 1\n"
 
 
-def test_a_slirp4netns_that_fails_leaves_pods_on_this_machine_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("slirp", "reason"),
+    [
+        (None, "slirp4netns is not installed"),
+        (FAILING_SLIRP, "open(/dev/net/tun): Operation not permitted"),
+    ],
+    ids=["absent", "failing"],
+)
+def test_without_a_working_slirp4netns_pods_reach_this_machine_only_and_it_is_said(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    slirp: str | None,
+    reason: str,
 ) -> None:
-    """Installed but unable to run (no CAP_NET_ADMIN in a container, say): pods still start,
-    with the gateway as their way, and one warning says why."""
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+    """Not installed, or installed but unable to run (no CAP_NET_ADMIN in a container, say):
+    pods still start, the gateway their default route; the description says why (a failure
+    also in one warning, however many pods)."""
+    if slirp is not None and not os.access("/dev/net/tun", os.R_OK | os.W_OK):
         pytest.skip("/dev/net/tun cannot be opened here")
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "ip").symlink_to(str(shutil.which("ip")))
-    (tools / "slirp4netns").write_text(
-        "#!/bin/sh\necho 'open(/dev/net/tun): Operation not permitted'\nexit 1\n"
-    )
-    (tools / "slirp4netns").chmod(0o755)
+    if slirp is not None:
+        (tools / "slirp4netns").write_text(slirp)
+        (tools / "slirp4netns").chmod(0o755)
     monkeypatch.setenv("PATH", str(tools))
     cluster = start_netns_cluster(tmp_path)
     try:
@@ -457,12 +445,13 @@ def test_a_slirp4netns_that_fails_leaves_pods_on_this_machine_and_says_so(
             pod = cluster.running(name)
             assert http_get(f"http://{pod['status']['podIP']}:8888/") == name
         network = cluster.emulator.call(lambda: cluster.emulator.controllers.kubelet.network)
-        assert network.description.endswith("open(/dev/net/tun): Operation not permitted)"), (
-            network.description
-        )
+        assert network.description.endswith(f"{reason})"), network.description
+        assert ", nothing beyond this machine (" in network.description
         warnings = [r for r in caplog.records if "reach nothing beyond" in r.getMessage()]
-        assert len(warnings) == 1
-        for netns in named_for(network_index(cluster), netns_names()):
+        assert len(warnings) == (0 if slirp is None else 1)
+        namespaces = named_for(network_index(cluster), netns_names())
+        assert len(namespaces) == 2
+        for netns in namespaces:
             routes = subprocess.run(
                 [str(tools / "ip"), "-n", netns, "route", "show", "default"],
                 capture_output=True,
