@@ -415,7 +415,10 @@ class AIInfnSpawner(KubeSpawner):  # type: ignore[misc]
             self._record_started()
             await self.report_storage()
         except BaseException as exc:
-            self._restore_last_started()
+            if isinstance(exc, Exception):
+                # a failed start; one cut short (the hub stopping) may still come up, its
+                # choice kept for the restarted hub that finds it
+                self._restore_last_started()
             if isinstance(exc, Exception) and cluster_unavailable(exc):
                 self.log.warning(
                     "Start of %s failed, the cluster not answering: %s", self._log_name, exc
