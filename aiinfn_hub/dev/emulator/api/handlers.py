@@ -23,11 +23,11 @@ from .paths import Target, parse_bool, parse_path, with_version
 from .tables import table
 
 JSON = dict[str, Any]
-# poll() events of a socket whose peer has closed its side or that failed (Linux)
 # kube-apiserver's --max-request-body-bytes default: a body is decoded only below it
 MAX_BODY_BYTES = 3 * 1024 * 1024
 # what a create or update body may be in (the real server also takes CBOR)
 OBJECT_MEDIA_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
+# poll() events of a socket whose peer has closed its side or that failed (Linux)
 _HUNG_UP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
 
 
@@ -156,10 +156,10 @@ class ResourceBase(EmulatorHandler):
     def _body(self) -> Any:
         raw = self.request.body or b""
         ctype = self._content_type()
-        if ctype == protobuf.MEDIA_TYPE:
-            return self._protobuf_body(raw)
         if len(raw) > MAX_BODY_BYTES:
             raise ApiError.too_large(MAX_BODY_BYTES)
+        if ctype == protobuf.MEDIA_TYPE:
+            return self._protobuf_body(raw)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw)
@@ -170,8 +170,6 @@ class ResourceBase(EmulatorHandler):
     def _protobuf_body(self, raw: bytes) -> JSON:
         """A Go client's protobuf body (kubectl 1.31+ sends built-in objects so): 415 when no
         schema for its kind is known here, as from a server that cannot decode it."""
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError.too_large(MAX_BODY_BYTES)
         try:
             return protobuf.decoder().decode(raw)
         except protobuf.UnknownKind as exc:

@@ -78,6 +78,18 @@ _ZERO_UNSET = frozenset(
         "healthCheckNodePort",
     }
 )
+# apimachinery's types whose JSON is not an object of their fields (see Decoder._special)
+_SPECIAL = frozenset(
+    {
+        f"{_META}Time",
+        f"{_META}MicroTime",
+        f"{_META}Duration",
+        f"{_META}FieldsV1",
+        ".k8s.io.apimachinery.pkg.api.resource.Quantity",
+        ".k8s.io.apimachinery.pkg.util.intstr.IntOrString",
+        ".k8s.io.apimachinery.pkg.runtime.RawExtension",
+    }
+)
 # pointer strings whose "" is meant ("no class": no dynamic provisioning)
 _EMPTY_MEANT = frozenset({"storageClassName", "volumeAttributesClassName"})
 # the year 1 to 9999, what Go's RFC 3339 time formats
@@ -275,10 +287,10 @@ class Decoder:
 
     def _special(self, name: str, data: bytes) -> Any:
         """The JSON form of apimachinery's types that have one; _UNSET for ordinary ones."""
-        if not name.startswith((_META, ".k8s.io.apimachinery.")):
-            if name.endswith((".ExtraValue",)):
-                return [v.decode() for n, _, v in fields(data) if n == 1 and isinstance(v, bytes)]
-            return _UNSET
+        if name.endswith(".ExtraValue") or name == f"{_META}Verbs":
+            return [v.decode() for n, _, v in fields(data) if n == 1 and isinstance(v, bytes)]
+        if name not in _SPECIAL:
+            return _UNSET  # an ordinary message: read once, by _message
         values = {n: v for n, _, v in fields(data)}
         short = name.rpartition(".")[2]
         if name in (f"{_META}Time", f"{_META}MicroTime"):
@@ -301,6 +313,4 @@ class Decoder:
             if not isinstance(raw, bytes):
                 raise ProtobufError(f"a number where the {short}'s JSON was expected")
             return json.loads(raw) if raw else None
-        if name == f"{_META}Verbs":
-            return [v.decode() for n, _, v in fields(data) if n == 1 and isinstance(v, bytes)]
         return _UNSET
