@@ -154,6 +154,18 @@ class Dev:
             )
         )
 
+    def bucket_readme(self, session: requests.Session, user: str) -> str:
+        """The README.txt of ``user``'s bucket as their server shows it, once the sidecar in
+        their pod has mounted it (STS and S3 answered it from there)."""
+        readme = f"{self.url}/user/{user}/api/contents/buckets/{user}/README.txt"
+
+        def mounted() -> dict[str, Any] | None:
+            answer = session.get(readme, timeout=10)
+            return answer.json() if answer.status_code == 200 else None
+
+        found = wait_for(mounted, 30, f"{user}'s bucket in their server\n{self.hub_log_tail()}")
+        return str(found["content"])
+
     def hub_log_tail(self, lines: int = 60) -> str:
         """The end of the hub's log (hub, proxy, Bunshin), for a failing test's message."""
         log = self.state / "hub.log"

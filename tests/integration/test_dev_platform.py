@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -139,14 +138,7 @@ def test_a_demo_user_signs_in_and_gets_a_jupyterlab(dev: Dev) -> None:
     homes = dev.state / "emulator" / "volumes" / "nfs" / "nfs.local" / "exports" / "homes"
     assert (homes / "alice").stat().st_mode & 0o777 == 0o700
     # her bucket, mounted by the sidecar in her pod: STS and S3 answered it from there
-    readme = f"{dev.url}/user/alice/api/contents/buckets/alice/README.txt"
-
-    def mounted() -> dict[str, Any] | None:
-        answer = session.get(readme, timeout=10)
-        return answer.json() if answer.status_code == 200 else None
-
-    found = wait_for(mounted, 30, f"alice's bucket in her server\n{dev.hub_log_tail()}")
-    assert found["content"] == "Your bucket.\n"
+    assert dev.bucket_readme(session, "alice") == "Your bucket.\n"
 
 
 @pytest.mark.timeout(300)  # two servers to start

@@ -13,11 +13,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dev_helpers import Dev, children_of, started_dev
-from iam_platform import wait_for
 
 from aiinfn_hub.dev.emulator.controllers.pod_network import namespaces_unavailable
 from aiinfn_hub.dev.processes import free_port
@@ -72,14 +70,7 @@ def test_on_loopback_a_server_starts_on_its_127_address_and_mounts_its_bucket(de
         "/proc/self/ns/net"
     )
     dev.kubectl(*in_pod, "bunshin", "ls")  # the service at 127.0.0.1, as before
-    readme = f"{dev.url}/user/alice/api/contents/buckets/alice/README.txt"
-
-    def mounted() -> dict[str, Any] | None:
-        answer = session.get(readme, timeout=10)
-        return answer.json() if answer.status_code == 200 else None
-
-    found = wait_for(mounted, 30, f"alice's bucket in her server\n{dev.hub_log_tail()}")
-    assert found["content"] == "Your bucket.\n"
+    assert dev.bucket_readme(session, "alice") == "Your bucket.\n"
 
 
 def test_netns_where_refused_is_one_clear_line(tmp_path: Path, refusing_ip: dict[str, str]) -> None:
